@@ -1,0 +1,64 @@
+"""The plugin manager: built-ins and entry-point plugins behind one lookup."""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .errors import UserError
+
+ENTRY_POINT_GROUP = "merge3"
+BUILTIN_PLUGINS = ("merge3_plugin.builtin.algorithms",)
+
+# kind (as users say it) -> hook name
+KINDS = {
+    "extractor": "merge3_anchor_extractors",
+    "estimator": "merge3_estimators",
+    "search_space": "merge3_search_spaces",
+    "algorithm": "merge3_algorithms",
+}
+
+
+def new_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT)
+    pm.add_hookspecs(hookspecs)
+    for name in BUILTIN_PLUGINS:
+        pm.register(importlib.import_module(name), name=name)
+    if load_entry_points:
+        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    return pm
+
+
+@functools.cache
+def plugin_manager() -> pluggy.PluginManager:
+    return new_plugin_manager()
+
+
+def registry(kind: str, pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
+    """All implementations of one kind, by name. Two plugins claiming one name is an error."""
+    if kind not in KINDS:
+        raise UserError(f"unknown plugin kind {kind!r}; kinds: {', '.join(KINDS)}")
+    pm = pm or plugin_manager()
+    hook = getattr(pm.hook, KINDS[kind])
+    found: dict[str, Any] = {}
+    owner: dict[str, str] = {}
+    for impl in reversed(hook.get_hookimpls()):  # registration order
+        for name, value in (impl.function() or {}).items():
+            if name in found:
+                raise UserError(
+                    f"{kind} {name!r} is provided by two plugins: {owner[name]} and {impl.plugin_name}"
+                )
+            found[name], owner[name] = value, impl.plugin_name
+    return found
+
+
+def lookup(kind: str, name: str, pm: pluggy.PluginManager | None = None) -> Any:
+    available = registry(kind, pm)
+    if name not in available:
+        known = ", ".join(sorted(available)) or "none installed"
+        raise UserError(f"unknown {kind.replace('_', ' ')} {name!r}; available: {known}")
+    return available[name]

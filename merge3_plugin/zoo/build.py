@@ -1,0 +1,247 @@
+"""`merge3 zoo build`: plan the toy world's jobs, run them on worker processes, write zoo.json.
+
+A build writes into `<out>.partial` and renames it to `<out>` only when everything is done, so an
+interrupted build never leaves a folder that looks finished; re-running it resumes from the jobs
+already done there (each model folder is marked when complete).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+
+from ..errors import UserError
+from . import workers
+from .manifest import MANIFEST, Zoo, metric_key
+from .matters import merging_table
+from .recipe import PRESETS, Preset
+from .tasks import TASKS, write_tasks
+
+
+def default_cache() -> Path:
+    root = os.environ.get("MERGE3_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "merge3") / "zoo"
+
+
+@dataclass
+class Job:
+    kind: str  # train | merge | eval
+    key: str  # unique: the model it produces, or eval:<model>
+    needs: list[str]
+    args: tuple
+    produces: list[str] = field(default_factory=list)
+
+
+def plan(preset: Preset, seed: int, root: Path) -> tuple[list[Job], dict[str, dict]]:
+    """All jobs of a build and every model's manifest row (without accuracies)."""
+    models_root, tasks_dir, responses = root / "models", root / "tasks", root / "responses"
+    jobs: list[Job] = []
+    rows: dict[str, dict] = {}
+    for run in preset.runs:
+        produced = [f"{run.name}-s{step}" for step in run.checkpoints] + [run.name]
+        recipe = {"kind": "train", **workers.run_to_dict(run)}
+        for name in produced:
+            is_ckpt = name != run.name
+            rows[name] = {
+                "name": name,
+                "path": f"models/{name}",
+                "role": "population" if is_ckpt else run.role,
+                "parent": run.name if is_ckpt else run.parent,
+                "recipe": {**recipe, "steps": int(name.rsplit("-s", 1)[1])} if is_ckpt else recipe,
+                "seed": run.seed + 1000 * seed,
+            }
+        jobs.append(Job("train", run.name, [run.parent] if run.parent else [],
+                        (workers.run_to_dict(run), asdict(preset.shape), seed, str(models_root), preset.batch_size),
+                        produced))
+    for merge in preset.merges:
+        spec = asdict(merge)
+        needs = sorted(set(merge.weights) | ({"base"} if merge.method != "linear" else set()))
+        rows[merge.name] = {
+            "name": merge.name,
+            "path": f"models/{merge.name}",
+            "role": merge.role,
+            "parent": "base" if merge.method != "linear" else None,
+            "recipe": {"kind": "merge", "mergekit": workers.mergekit_config(spec, "models")},
+            "seed": None,
+        }
+        jobs.append(Job("merge", merge.name, needs, (spec, str(models_root)), [merge.name]))
+    for name in preset.heldout:
+        if name not in rows:
+            raise ValueError(f"recipe {preset.name}: heldout model {name!r} is not in the recipe")
+        rows[name]["role"] = "heldout"
+    task_names = [t.name for t in TASKS]
+    for name in rows:
+        jobs.append(Job("eval", f"eval:{name}", [name],
+                        (name, str(models_root / name), str(tasks_dir), task_names, str(responses), preset.batch_size)))
+    return jobs, rows
+
+
+@dataclass
+class BuildResult:
+    zoo: Zoo
+    cached: bool
+    seconds: float
+
+    def summary(self) -> str:
+        head = f"toy world {'(from cache) ' if self.cached else ''}at {self.zoo.root} in {self.seconds:.1f} s"
+        return "\n".join([head, self.zoo.describe()])
+
+
+def _resolve_out(preset: Preset, seed: int, out: Path | None, force: bool) -> Path:
+    recipe_hash = preset.recipe_hash(seed)
+    if out is None:
+        target = default_cache() / f"{preset.name}-{recipe_hash}"
+        if force and target.exists():
+            shutil.rmtree(target)  # our own cache entry: safe to replace
+        return target
+    out = out.expanduser().resolve()
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a directory")
+        manifest = out / MANIFEST
+        if manifest.exists():
+            return out  # a finished zoo: reused if its recipe matches, refused otherwise (below)
+        if any(out.iterdir()):
+            raise UserError(f"--out {out}: folder exists, is not empty and holds no {MANIFEST}; "
+                            "refusing to write into it (choose a new or empty folder)")
+    return out
+
+
+def _check_writable(path: Path) -> None:
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out {path}: {probe} is a file, not a folder")
+    if not os.access(probe, os.W_OK):
+        raise UserError(f"--out {path}: cannot write there ({probe} is not writable)")
+
+
+def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, workers: int | None = None,
+              force: bool = False, progress: bool = True) -> BuildResult:
+    """Builds (or finds in the cache) the toy world of `preset_name`; see the module docstring."""
+    start = time.perf_counter()
+    if preset_name not in PRESETS:
+        raise UserError(f"--preset: unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    preset = PRESETS[preset_name]
+    root = _resolve_out(preset, seed, Path(out) if out is not None else None, force)
+    recipe_hash = preset.recipe_hash(seed)
+    if (root / MANIFEST).exists():
+        zoo = Zoo.load(root)
+        if zoo.recipe_hash != recipe_hash:
+            raise UserError(f"--out {root}: holds a zoo of another recipe ({zoo.preset}, seed {zoo.seed}, "
+                            f"hash {zoo.recipe_hash}); choose another folder")
+        if not force:
+            return BuildResult(zoo, True, time.perf_counter() - start)
+        raise UserError(f"--out {root}: --force would replace a finished zoo; delete it yourself if you mean it")
+    _check_writable(root)
+    partial = root.with_name(root.name + ".partial")
+    try:
+        partial.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {root}: cannot create {partial}: {err.strerror}") from None
+    timings = _run_build(preset, seed, partial, workers, progress)
+    zoo = _finish(preset, seed, partial, timings)
+    partial.rename(root)
+    zoo = Zoo.load(root)
+    return BuildResult(zoo, False, time.perf_counter() - start)
+
+
+def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, progress: bool) -> dict:
+    from tqdm.auto import tqdm
+
+    wall = time.perf_counter()
+    task_rows = write_tasks(root / "tasks", seed, preset.n_test, preset.n_val, preset.n_train)
+    (root / "tasks.json").write_text(json.dumps(task_rows, indent=1))
+    jobs, rows = plan(preset, seed, root)
+    (root / "models.json").write_text(json.dumps(rows, indent=1))
+    (root / "models").mkdir(exist_ok=True)
+    (root / "responses").mkdir(exist_ok=True)
+    timings: dict[str, float] = defaultdict(float)
+    accuracy: dict[str, dict] = {}
+    done_models = {name for name in rows if workers.is_done(root / "models" / name)}
+    pending = []
+    for job in jobs:
+        if job.kind == "eval":
+            name = job.needs[0]
+            cached = root / "responses" / name / "accuracy.json"
+            if workers.is_done(root / "responses" / name) and cached.exists():
+                accuracy[name] = json.loads(cached.read_text())
+                continue
+        elif all(p in done_models for p in job.produces):
+            continue
+        pending.append(job)
+    n_workers = n_workers or min(4, os.cpu_count() or 1)
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
+               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    ctx = get_context("spawn")
+    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=workers.init_worker,
+                             initargs=(str(root / "hf"),)) as pool:
+        running = {}
+        while pending or running:
+            ready = [j for j in pending if all(n in done_models for n in j.needs)]
+            for job in ready:
+                pending.remove(job)
+                fn = {"train": workers.train_job, "merge": workers.merge_job, "eval": workers.eval_job}[job.kind]
+                running[pool.submit(fn, *job.args)] = job
+            if not running:
+                raise RuntimeError(f"zoo build: jobs wait on models no job makes: {[j.key for j in pending]}")
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                result = future.result()  # a worker's exception stops the build here, with its traceback
+                if job.kind == "eval":
+                    results, seconds = result
+                    name = job.needs[0]
+                    accuracy[name] = {t.name: float(results[t.name][metric_key(t.metric)]) for t in TASKS}
+                    (root / "responses" / name / "accuracy.json").write_text(json.dumps(accuracy[name]))
+                else:
+                    seconds = result
+                    done_models.update(job.produces)
+                timings[job.kind] += seconds
+                bar.set_postfix_str(f"{job.kind} {job.key.removeprefix('eval:')}")
+                bar.update(1)
+    bar.close()
+    timings["wall"] = time.perf_counter() - wall
+    (root / "accuracy.json").write_text(json.dumps(accuracy, indent=1, sort_keys=True))
+    return dict(timings)
+
+
+def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
+    from .. import __version__
+
+    rows = json.loads((root / "models.json").read_text())
+    tasks = json.loads((root / "tasks.json").read_text())
+    accuracy = json.loads((root / "accuracy.json").read_text())
+    for name, row in rows.items():
+        row["accuracy"] = accuracy[name]
+        row["responses"] = f"responses/{name}"
+    table = merging_table(preset, accuracy)
+    manifest = {
+        "format": 1,
+        "merge3_version": __version__,
+        "preset": preset.name,
+        "seed": seed,
+        "recipe_hash": preset.recipe_hash(seed),
+        "recipe": preset.to_dict(),
+        "tokenizer": "models/base",
+        "tasks_dir": "tasks",
+        "responses_dir": "responses",
+        "tasks": list(tasks.values()),
+        "models": list(rows.values()),
+        "merging_matters": table,
+        "timings_s": {k: round(v, 2) for k, v in timings.items()},
+    }
+    for scratch in ("models.json", "tasks.json", "accuracy.json"):
+        (root / scratch).unlink()
+    shutil.rmtree(root / "hf", ignore_errors=True)  # the datasets cache: rebuilt on demand
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    return Zoo.load(root)

@@ -1,0 +1,50 @@
+"""A fast in-process scorer used while designing recipes (lm-eval stays the judge of record)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from .skills import Item
+from .tokenizer import CharCodec
+
+
+@torch.no_grad()
+def exact_match(model, codec: CharCodec, items: list[Item]) -> list[int]:
+    """Greedy decoding, batched by prompt length (no padding needed)."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, item in enumerate(items):
+        groups[len(item.prompt)].append(i)
+    scores = [0] * len(items)
+    newline = codec.index["\n"]
+    for idx in groups.values():
+        ids = torch.tensor([codec.encode(items[i].prompt) for i in idx])
+        steps = max(len(items[i].answer) for i in idx) + 1
+        out = ids
+        for _ in range(steps):
+            nxt = model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)
+            out = torch.cat([out, nxt], dim=1)
+        gen = out[:, ids.shape[1] :].tolist()
+        for row, i in enumerate(idx):
+            seq = gen[row]
+            text = codec.decode(seq[: seq.index(newline)] if newline in seq else seq)
+            scores[i] = int(text == items[i].answer)
+    return scores
+
+
+@torch.no_grad()
+def multiple_choice(model, codec: CharCodec, items: list[Item], choices: list[list[str]], labels: list[int]) -> list[int]:
+    scores = []
+    for item, opts, label in zip(items, choices, labels):
+        p = codec.encode(item.prompt)
+        seqs = [p + codec.encode(o) for o in opts]
+        width = max(len(s) for s in seqs)
+        ids = torch.tensor([s + [codec.pad_id] * (width - len(s)) for s in seqs])
+        logp = model(input_ids=ids).logits.log_softmax(-1)
+        totals = []
+        for r, (s, o) in enumerate(zip(seqs, opts)):
+            tgt = torch.tensor(s[len(p):])
+            totals.append(float(logp[r, len(p) - 1 : len(s) - 1].gather(-1, tgt[:, None]).sum()))
+        scores.append(int(max(range(len(opts)), key=totals.__getitem__) == label))
+    return scores

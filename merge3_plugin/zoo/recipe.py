@@ -1,0 +1,218 @@
+"""Recipes of the toy world: what is trained, merged and evaluated, as plain data.
+
+A recipe is hashed to name its cache folder, so every number that changes a weight or an item
+lives here (or in the code version below), never in the build logic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from .training import ModelShape
+
+# Bump when a change to the code (not the numbers) changes what a build produces.
+ZOO_FORMAT = 1
+
+SKILL_MIX = ("math", "lang", "rev", "math_l2")
+
+
+@dataclass(frozen=True)
+class Run:
+    """A training run: from scratch when `parent` is None, else a fine-tune of `parent`."""
+
+    name: str
+    role: str  # base | expert | population
+    mixture: dict[str, float]
+    steps: int
+    lr: float
+    seed: int
+    parent: str | None = None
+    max_levels: dict[str, int] = field(default_factory=dict)
+    checkpoints: tuple[int, ...] = ()  # steps after which a population model is saved as <name>-s<step>
+
+
+@dataclass(frozen=True)
+class Merge:
+    """A mergekit merge of trained models (all merges use the base model as `base_model`)."""
+
+    name: str
+    method: str  # a mergekit merge method
+    weights: dict[str, float]  # model -> weight (task-arithmetic scale)
+    role: str = "population"
+    density: float | None = None  # ties / dare only
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """What "merging matters" must show (issue #2); micro may be looser, never silently."""
+
+    expert_gain: float = 0.30  # each expert over the base on its own skill
+    kept_gain: float = 0.5  # fraction of each expert's gain a pair merge keeps on both skills
+    crosslingual_margin: float = 0.0  # a merge must beat both experts on the target by more than this
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    shape: ModelShape
+    n_test: int
+    n_val: int
+    n_train: int
+    runs: tuple[Run, ...]
+    merges: tuple[Merge, ...]
+    heldout: tuple[str, ...]
+    expert_pairs: tuple[tuple[str, str], ...]  # pairs checked in the merging table
+    scale_grid: tuple[float, ...]  # task-arithmetic scales tried per pair
+    target: tuple[str, str, str]  # (task, math expert, language expert)
+    thresholds: Thresholds = Thresholds()
+    batch_size: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def recipe_hash(self, seed: int) -> str:
+        text = json.dumps({"preset": self.to_dict(), "seed": seed, "format": ZOO_FORMAT}, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+EXPERT_SKILLS = {"math": "toy_math", "lang": "toy_lang", "rev": "toy_rev"}
+
+
+def _mix(weights: dict[str, float]) -> dict[str, float]:
+    total = sum(weights.values())
+    return {k: round(v / total, 6) for k, v in weights.items()}
+
+
+def _expert_mixture(skill: str, base_mix: dict[str, float], replay: float) -> dict[str, float]:
+    """Fine-tuning data: mostly the skill, plus a replay share of the base mixture."""
+    mix = {k: v * replay for k, v in base_mix.items()}
+    mix[skill] = mix.get(skill, 0.0) + (1.0 - replay)
+    return _mix(mix)
+
+
+def _pair_grid(pairs, grid) -> tuple[Merge, ...]:
+    merges = []
+    for a, b in pairs:
+        for sa in grid:
+            for sb in grid:
+                name = f"ta-{a.removeprefix('expert-')}{sa:g}-{b.removeprefix('expert-')}{sb:g}"
+                merges.append(Merge(name, "task_arithmetic", {a: sa, b: sb}))
+    return tuple(merges)
+
+
+def make_preset(
+    name: str,
+    *,
+    shape: ModelShape,
+    n_test: int,
+    base_steps: int,
+    base_checkpoints: tuple[int, ...],
+    expert_steps: int,
+    expert_checkpoints: tuple[int, ...],
+    expert_lr: float,
+    replay: float,
+    alt_runs: int,
+    variants: int,
+    scale_grid: tuple[float, ...],
+    pairs: tuple[tuple[str, str], ...],
+    extra_merges: tuple[Merge, ...],
+    heldout: tuple[str, ...],
+    thresholds: Thresholds,
+) -> Preset:
+    base_mix = _mix({"text": 0.4, "math": 0.15, "lang": 0.15, "rev": 0.15, "math_l2": 0.15})
+    easy = {s: 1 for s in SKILL_MIX}  # the base sees the two easiest levels of every skill
+    runs = [Run("base", "base", base_mix, base_steps, 3e-3, 1, None, easy, base_checkpoints)]
+    for i, skill in enumerate(EXPERT_SKILLS):
+        runs.append(
+            Run(f"expert-{skill}", "expert", _expert_mixture(skill, base_mix, replay), expert_steps, expert_lr,
+                10 + i, "base", {}, expert_checkpoints)
+        )
+    # Other seeds and mixtures from scratch: abilities that no checkpoint of the base has.
+    alt_mixes = [
+        {"text": 0.2, "math": 0.4, "lang": 0.1, "rev": 0.1, "math_l2": 0.2},
+        {"text": 0.2, "math": 0.1, "lang": 0.3, "rev": 0.3, "math_l2": 0.1},
+        {"text": 0.4, "math": 0.2, "lang": 0.2, "rev": 0.0, "math_l2": 0.2},
+    ]
+    for i in range(alt_runs):
+        runs.append(Run(f"alt{i}", "population", _mix(alt_mixes[i % len(alt_mixes)]), base_steps // 2, 3e-3,
+                        100 + i, None, {}, ()))
+    # Fine-tunes of the base on other mixtures (all levels): generalists and mixed specialists.
+    variant_mixes = [
+        {"math": 0.5, "math_l2": 0.5},
+        {"lang": 0.5, "rev": 0.5},
+        {"math": 0.25, "lang": 0.25, "rev": 0.25, "math_l2": 0.25},
+        {"math_l2": 1.0},
+    ]
+    for i in range(variants):
+        runs.append(Run(f"variant{i}", "population", _expert_mixture_multi(variant_mixes[i % 4], base_mix, replay),
+                        expert_steps // 2, expert_lr, 200 + i, "base", {}, ()))
+    return Preset(
+        name=name,
+        shape=shape,
+        n_test=n_test,
+        n_val=max(50, n_test // 5),
+        n_train=max(100, n_test // 2),
+        runs=tuple(runs),
+        merges=_pair_grid(pairs, scale_grid) + extra_merges,
+        heldout=heldout,
+        expert_pairs=pairs,
+        scale_grid=scale_grid,
+        target=("toy_math_l2", "expert-math", "expert-lang"),
+        thresholds=thresholds,
+    )
+
+
+def _expert_mixture_multi(skills: dict[str, float], base_mix: dict[str, float], replay: float) -> dict[str, float]:
+    mix = {k: v * replay for k, v in base_mix.items()}
+    for skill, share in skills.items():
+        mix[skill] = mix.get(skill, 0.0) + (1.0 - replay) * share
+    return _mix(mix)
+
+
+PAIRS = (("expert-math", "expert-lang"), ("expert-math", "expert-rev"), ("expert-lang", "expert-rev"))
+EXTRA_MERGES = (
+    Merge("linear-all", "linear", {"expert-math": 1.0, "expert-lang": 1.0, "expert-rev": 1.0}),
+    Merge("ties-all", "ties", {"expert-math": 1.0, "expert-lang": 1.0, "expert-rev": 1.0}, density=0.5),
+    Merge("ta-all0.5", "task_arithmetic", {"expert-math": 0.5, "expert-lang": 0.5, "expert-rev": 0.5}),
+)
+
+PRESETS: dict[str, Preset] = {
+    "default": make_preset(
+        "default",
+        shape=ModelShape(hidden=64, layers=4, heads=4, intermediate=192),
+        n_test=500,
+        base_steps=1500,
+        base_checkpoints=(150, 300, 500, 800, 1100),
+        expert_steps=300,
+        expert_checkpoints=(100, 200),
+        expert_lr=5e-4,
+        replay=0.3,
+        alt_runs=2,
+        variants=4,
+        scale_grid=(0.5, 0.75, 1.0),
+        pairs=PAIRS,
+        extra_merges=EXTRA_MERGES,
+        heldout=("base-s800", "variant2", "ta-math0.75-rev0.75", "ta-lang1-rev0.5", "expert-lang-s200"),
+        thresholds=Thresholds(),
+    ),
+    "micro": make_preset(
+        "micro",
+        shape=ModelShape(hidden=64, layers=4, heads=4, intermediate=192),
+        n_test=200,
+        base_steps=900,
+        base_checkpoints=(150, 400, 650),
+        expert_steps=200,
+        expert_checkpoints=(100,),
+        expert_lr=5e-4,
+        replay=0.3,
+        alt_runs=0,
+        variants=2,
+        scale_grid=(0.5, 1.0),
+        pairs=PAIRS[:2],
+        extra_merges=EXTRA_MERGES[:1],
+        heldout=("base-s400", "ta-math0.5-rev1"),
+        thresholds=Thresholds(expert_gain=0.2, kept_gain=0.3, crosslingual_margin=-0.02),
+    ),
+}

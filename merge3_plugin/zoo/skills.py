@@ -1,0 +1,124 @@
+"""Synthetic skills of the toy world: item generators with a difficulty knob.
+
+Every skill writes plain text "prompt + answer + newline" for training and lm-eval documents
+for evaluation. A second surface "language" (L2) writes digits with other symbols, so that
+arithmetic in L2 needs both the math skill and the language skill, as in MERGE3's
+cross-lingual setting.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Callable
+
+DIGITS = "0123456789"
+# The L2 numeral for digit d is L2_DIGITS[d]: uppercase letters, disjoint from the lowercase
+# letters of the reversal skill, so that no skill can borrow another's surface form.
+L2_DIGITS = "QZXWVKJMPR"
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+# Everything the tokenizer must know (one token per character).
+ALPHABET = DIGITS + L2_DIGITS + LETTERS + "+=> \n"
+END = "\n"
+
+
+def to_l2(text: str) -> str:
+    return "".join(L2_DIGITS[int(c)] if c in DIGITS else c for c in text)
+
+
+@dataclass(frozen=True)
+class Item:
+    prompt: str
+    answer: str
+    level: int  # difficulty knob: higher is harder; negative for free text (trained on whole)
+
+    @property
+    def text(self) -> str:
+        return self.prompt + self.answer + END
+
+
+# "Math" sums single digits: "3+4+8=" -> "15". The number of terms is the difficulty knob.
+MATH_LEVELS = [2, 2, 3, 4, 5]  # terms; level 0 keeps the answer below 10 (no carry)
+
+
+def math_item(rng: random.Random, level: int, l2: bool = False) -> Item:
+    while True:
+        terms = [rng.randrange(0, 10) for _ in range(MATH_LEVELS[level])]
+        if level != 0 or sum(terms) < 10:
+            break
+    prompt, answer = "+".join(map(str, terms)) + "=", str(sum(terms))
+    if l2:
+        prompt, answer = to_l2(prompt), to_l2(answer)
+    return Item(prompt, answer, level)
+
+
+# Translation: a number written with digits is rewritten in L2 numerals; length is difficulty.
+LANG_LEVELS = [2, 3, 4, 5, 6]
+
+
+def lang_item(rng: random.Random, level: int) -> Item:
+    number = "".join(rng.choice(DIGITS) for _ in range(LANG_LEVELS[level]))
+    if rng.random() < 0.5:
+        return Item(f"tr {number}>", to_l2(number), level)
+    return Item(f"tr {to_l2(number)}>", number, level)
+
+
+REV_LEVELS = [3, 4, 5, 6, 7]
+
+
+def rev_item(rng: random.Random, level: int) -> Item:
+    word = "".join(rng.choice(LETTERS) for _ in range(REV_LEVELS[level]))
+    return Item(f"rev {word}>", word[::-1], level)
+
+
+def rev_distractors(rng: random.Random, item: Item, k: int = 3) -> list[str]:
+    """Near misses of a reversal, all made of the word's own letters: the unreversed word and
+    reversals with letters swapped, so that only a model that really reverses tells them apart."""
+    right = item.answer
+    word = right[::-1]
+
+    def swap(s: str) -> str:
+        i, j = sorted(rng.sample(range(len(s)), 2))
+        return s[:i] + s[j] + s[i + 1 : j] + s[i] + s[j + 1 :]
+
+    out: list[str] = [word] if word != right else []
+    for _ in range(100):
+        if len(out) == k:
+            break
+        cand = swap(right) if rng.random() < 0.5 else swap(swap(right))
+        if cand != right and cand not in out:
+            out.append(cand)
+    letters = sorted(set(LETTERS) - set(right))
+    while len(out) < k:  # words like "aaa" have too few distinct anagrams
+        i = rng.randrange(len(right))
+        cand = right[:i] + rng.choice(letters) + right[i + 1 :]
+        if cand not in out:
+            out.append(cand)
+    return out
+
+
+# Generic text: sentences of pseudo-words, so that the base model learns a "language" that is not
+# any skill and the skills stay a small share of its pre-training.
+_LEXICON_RNG = random.Random(20261122)
+LEXICON = ["".join(_LEXICON_RNG.choice(LETTERS) for _ in range(_LEXICON_RNG.randint(2, 6))) for _ in range(300)]
+
+
+def text_item(rng: random.Random, level: int) -> Item:
+    words = rng.choices(LEXICON, k=2 + level)
+    return Item(" ".join(words[:-1]) + " ", words[-1], -1)
+
+
+SkillFn = Callable[[random.Random, int], Item]
+
+SKILLS: dict[str, SkillFn] = {
+    "math": lambda rng, level: math_item(rng, level),
+    "lang": lang_item,
+    "rev": rev_item,
+    "math_l2": lambda rng, level: math_item(rng, level, l2=True),
+    "text": text_item,  # training only: not a task
+}
+N_LEVELS = 5
+
+
+def sample(skill: str, rng: random.Random, max_level: int = N_LEVELS - 1) -> Item:
+    return SKILLS[skill](rng, rng.randint(0, max_level))

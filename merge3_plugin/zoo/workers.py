@@ -1,0 +1,129 @@
+"""The three kinds of build job, each run in a worker process with one torch thread.
+
+One thread per process: on 2 cores two single-threaded jobs beat one two-threaded job for
+models this small, and a fixed thread count keeps float results identical run to run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+DONE = ".done"  # written last into every finished model/response folder: resumable builds
+
+
+def init_worker(hf_home: str) -> None:
+    os.environ["TQDM_DISABLE"] = "1"  # the build draws one progress bar of its own
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_CACHE", str(Path(hf_home) / "datasets"))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    import torch
+
+    torch.set_num_threads(1)
+    for name in ("lm-eval", "lm_eval", "mergekit", "datasets", "transformers", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def is_done(path: Path) -> bool:
+    return (path / DONE).exists()
+
+
+def mark_done(path: Path) -> None:
+    (path / DONE).write_text("")
+
+
+def _save(model, codec, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    codec.save(tmp)
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    mark_done(path)
+
+
+def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_size: int) -> float:
+    """Trains one run (from scratch or from its parent) and saves it plus its checkpoints."""
+    from transformers import LlamaForCausalLM
+
+    from .tokenizer import CharCodec
+    from .training import ModelShape, new_model, train
+
+    start = time.perf_counter()
+    root = Path(models_root)
+    codec = CharCodec()
+    seed = run["seed"] + 1000 * seed_offset
+    if run["parent"] is None:
+        model = new_model(ModelShape(**shape), codec, seed)
+    else:
+        model = LlamaForCausalLM.from_pretrained(root / run["parent"], dtype="float32")
+    checkpoints = set(run["checkpoints"])
+
+    def on_step(step: int, loss: float) -> None:
+        if step + 1 in checkpoints:
+            _save(model, codec, root / f"{run['name']}-s{step + 1}")
+            model.train()
+
+    train(model, codec, run["mixture"], run["steps"], run["lr"], seed, batch_size=batch_size,
+          max_levels=run["max_levels"], on_step=on_step)
+    _save(model, codec, root / run["name"])
+    return time.perf_counter() - start
+
+
+def mergekit_config(merge: dict, models_root: str) -> dict:
+    """The plain mergekit YAML (as a dict) for one recipe merge: users can re-run it as is."""
+    root = Path(models_root)
+    models = []
+    for name, weight in merge["weights"].items():
+        params = {"weight": weight}
+        if merge.get("density") is not None:
+            params["density"] = merge["density"]
+        models.append({"model": str(root / name), "parameters": params})
+    config = {"merge_method": merge["method"], "models": models, "dtype": "float32"}
+    if merge["method"] != "linear":
+        config["base_model"] = str(root / "base")
+    return config
+
+
+def merge_job(merge: dict, models_root: str) -> float:
+    import yaml
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+
+    from .tokenizer import CharCodec
+
+    start = time.perf_counter()
+    out = Path(models_root) / merge["name"]
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    config = mergekit_config(merge, models_root)
+    run_merge(MergeConfiguration.model_validate(config), str(tmp),
+              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True))
+    CharCodec().save(tmp)
+    (tmp / "mergekit_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+    mark_done(out)
+    return time.perf_counter() - start
+
+
+def eval_job(name: str, model_dir: str, tasks_dir: str, task_names: list[str], responses_root: str,
+             batch_size: int) -> tuple[dict, float]:
+    from .evaluate import evaluate_model
+
+    start = time.perf_counter()
+    out = Path(responses_root)
+    shutil.rmtree(out / name, ignore_errors=True)  # a half-written folder from an interrupted build
+    results = evaluate_model(name, Path(model_dir), Path(tasks_dir), task_names, out, batch_size)
+    mark_done(out / name)
+    return results, time.perf_counter() - start
+
+
+def run_to_dict(run) -> dict:
+    return asdict(run)

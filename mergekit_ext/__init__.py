@@ -1,0 +1,1 @@
+"""mergekit glue for merge3: the only place that knows mergekit internals (`mergekit-evolve-lite` arrives later)."""

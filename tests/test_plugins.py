@@ -1,0 +1,85 @@
+"""The plugin system: built-ins and entry-point plugins behind one lookup."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from merge3_plugin import hookspecs
+from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import KINDS, lookup, new_plugin_manager, registry
+
+
+def test_every_kind_has_a_hook():
+    for hook in KINDS.values():
+        assert hasattr(hookspecs, hook)
+
+
+def test_builtin_algorithms_build_pymoo_objects():
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.algorithms.soo.nonconvex.ga import GA
+
+    pm = new_plugin_manager(load_entry_points=False)
+    assert isinstance(lookup("algorithm", "ga", pm)(pop_size=8), GA)
+    assert isinstance(lookup("algorithm", "nsga2", pm)(pop_size=8), NSGA2)
+
+
+def test_unknown_name_lists_the_available_ones():
+    pm = new_plugin_manager(load_entry_points=False)
+    with pytest.raises(UserError, match=r"unknown algorithm 'gaa'; available: .*\bga\b"):
+        lookup("algorithm", "gaa", pm)
+    with pytest.raises(UserError, match="unknown plugin kind"):
+        registry("optimizer", pm)
+
+
+@pytest.fixture
+def third_party_plugin(tmp_path, monkeypatch):
+    """A real installed distribution (dist-info on sys.path) declaring a `merge3` entry point."""
+    pkg = tmp_path / "acme_merge3.py"
+    pkg.write_text(textwrap.dedent(
+        """
+        from merge3_plugin.hookspecs import hookimpl
+
+        def top_k(bundle, n, seed):
+            return list(range(n)), [1.0 / n] * n
+
+        @hookimpl
+        def merge3_anchor_extractors():
+            return {"acme-top-k": top_k}
+
+        @hookimpl
+        def merge3_algorithms():
+            return {"acme-ga": lambda **kw: ("acme", kw)}
+        """
+    ))
+    dist = tmp_path / "acme_merge3-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-merge3\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[merge3]\nacme = acme_merge3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield
+    sys.modules.pop("acme_merge3", None)
+
+
+def test_entry_point_plugins_are_found(third_party_plugin):
+    pm = new_plugin_manager()
+    extractors = registry("extractor", pm)
+    assert extractors["acme-top-k"](None, 4, 0) == ([0, 1, 2, 3], [0.25] * 4)
+    algorithms = registry("algorithm", pm)
+    assert "ga" in algorithms and "acme-ga" in algorithms  # built-ins and third party side by side
+    assert algorithms["acme-ga"](pop_size=3) == ("acme", {"pop_size": 3})
+
+
+def test_two_plugins_claiming_one_name_is_an_error():
+    pm = new_plugin_manager(load_entry_points=False)
+
+    class Clash:
+        @hookspecs.hookimpl
+        def merge3_algorithms(self):
+            return {"ga": object}
+
+    pm.register(Clash(), name="clash")
+    with pytest.raises(UserError, match="algorithm 'ga' is provided by two plugins"):
+        registry("algorithm", pm)

@@ -1,0 +1,171 @@
+"""The micro toy world, built once per session: manifest, loadability, logs, merging, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from merge3_plugin.zoo.manifest import metric_key
+from merge3_plugin.zoo.recipe import PRESETS
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_manifest_has_every_role_and_task(micro_zoo):
+    roles = [m["role"] for m in micro_zoo.models]
+    assert roles.count("base") == 1
+    assert roles.count("expert") >= 3
+    assert roles.count("population") + roles.count("heldout") >= 12
+    assert roles.count("heldout") >= 1
+    assert {t["output_type"] for t in micro_zoo.tasks} == {"generate_until", "multiple_choice"}
+    for task in micro_zoo.tasks:
+        assert task["n_items"] >= 200
+        assert Path(task["yaml"]).exists()
+    names = {t["name"] for t in micro_zoo.tasks}
+    for model in micro_zoo.models:
+        assert set(model["accuracy"]) == names
+        assert (micro_zoo.root / model["path"] / "model.safetensors").exists()
+    # a wide spread of abilities is what an IRT fit needs
+    for name in names:
+        values = [m["accuracy"][name] for m in micro_zoo.models]
+        assert max(values) - min(values) > 0.3, name
+
+
+def test_models_load_with_transformers(micro_zoo):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from merge3_plugin.zoo.tokenizer import CharCodec
+
+    path = micro_zoo.model_path("expert-math")
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path)
+    prompt = "3+4+8="
+    ids = tok(prompt, add_special_tokens=False, return_tensors="pt").input_ids
+    assert ids[0].tolist() == CharCodec().encode(prompt)
+    with torch.no_grad():
+        out = model.generate(ids, max_new_tokens=3, do_sample=False)
+    assert tok.decode(out[0, ids.shape[1]:]).startswith("15")  # the math expert can add
+
+
+def _samples(zoo, model: str, task: str) -> list[dict]:
+    files = sorted((zoo.responses_dir / model).glob(f"samples_{task}_*.jsonl"))
+    assert len(files) == 1, files
+    return [json.loads(line) for line in files[0].read_text().splitlines()]
+
+
+def test_responses_are_lm_eval_sample_logs(micro_zoo):
+    for task in micro_zoo.tasks:
+        for model in micro_zoo.models:
+            rows = _samples(micro_zoo, model["name"], task["name"])
+            assert len(rows) == task["n_items"]
+            assert sorted(r["doc_id"] for r in rows) == list(range(task["n_items"]))
+            for key in ("doc", "target", "resps", "filtered_resps", "doc_hash", task["metric"]):
+                assert key in rows[0]
+            mean = sum(r[task["metric"]] for r in rows) / len(rows)
+            assert mean == pytest.approx(model["accuracy"][task["name"]])
+
+
+def test_merging_matters_on_micro(micro_zoo):
+    from merge3_plugin.zoo.matters import format_table
+
+    table = micro_zoo.data["merging_matters"]
+    print(format_table(table))
+    th = PRESETS["micro"].thresholds
+    for row in table["experts"]:
+        assert row["expert_acc"] - row["base"] >= th.expert_gain, row
+    for row in table["pairs"]:
+        best = row["best"]
+        for i, task in enumerate(row["tasks"]):
+            assert best[task] > row["base"][i], row
+        assert best["kept"] >= th.kept_gain, row
+    c = table["crosslingual"]
+    assert c["best_merge_acc"] - max(c["expert-math"], c["expert-lang"]) > th.crosslingual_margin, c
+    assert table["passed"]
+
+
+def test_training_is_deterministic(micro_zoo, tmp_path):
+    """The same recipe retrained in this process gives byte-identical weights."""
+    from dataclasses import asdict
+
+    from merge3_plugin.zoo import workers
+
+    preset = PRESETS["micro"]
+    runs = {run.name: run for run in preset.runs}
+    models = tmp_path / "models"
+    models.mkdir()
+    workers.train_job(asdict(runs["base"]), asdict(preset.shape), micro_zoo.seed, str(models), preset.batch_size)
+    workers.train_job(asdict(runs["expert-rev"]), asdict(preset.shape), micro_zoo.seed, str(models),
+                      preset.batch_size)
+    for name in ("base", "expert-rev", f"base-s{runs['base'].checkpoints[0]}"):
+        assert sha256(models / name / "model.safetensors") == sha256(
+            micro_zoo.model_path(name) / "model.safetensors"), name
+
+
+def test_rebuild_comes_from_the_cache_quickly(micro_zoo):
+    from merge3_plugin.zoo.build import build_zoo
+
+    start = time.perf_counter()
+    again = build_zoo("micro", progress=False)
+    assert again.cached and again.zoo.root == micro_zoo.root
+    assert time.perf_counter() - start < 5
+
+
+def test_a_real_ties_merge_of_two_experts(micro_zoo, tmp_path):
+    """mergekit-yaml, the user's command, on two zoo experts."""
+    import torch
+    import yaml
+    from safetensors.torch import load_file
+
+    config = {
+        "merge_method": "ties",
+        "base_model": str(micro_zoo.model_path("base")),
+        "models": [
+            {"model": str(micro_zoo.model_path("expert-math")), "parameters": {"weight": 1.0, "density": 0.5}},
+            {"model": str(micro_zoo.model_path("expert-lang")), "parameters": {"weight": 1.0, "density": 0.5}},
+        ],
+        "dtype": "float32",
+    }
+    (tmp_path / "ties.yaml").write_text(yaml.safe_dump(config))
+    mergekit_yaml = Path(sys.executable).with_name("mergekit-yaml")
+    out = subprocess.run([str(mergekit_yaml), str(tmp_path / "ties.yaml"), str(tmp_path / "merged")],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    merged = load_file(tmp_path / "merged" / "model.safetensors")
+    math = load_file(micro_zoo.model_path("expert-math") / "model.safetensors")
+    lang = load_file(micro_zoo.model_path("expert-lang") / "model.safetensors")
+    key = "model.layers.0.mlp.down_proj.weight"
+    assert torch.isfinite(merged[key]).all()
+    assert not torch.equal(merged[key], math[key]) and not torch.equal(merged[key], lang[key])
+
+
+@pytest.mark.slow
+def test_manifest_accuracy_matches_a_fresh_lm_eval_cli_run(micro_zoo, tmp_path):
+    """`lm_eval` itself (the CLI a user types), with --log_samples, agrees with zoo.json."""
+    model = "expert-lang"
+    tasks = ["toy_lang", "toy_rev"]
+    lm_eval = Path(sys.executable).with_name("lm_eval")
+    out = subprocess.run(
+        [str(lm_eval), "--model", "hf", "--model_args", f"pretrained={micro_zoo.model_path(model)},dtype=float32",
+         "--include_path", str(micro_zoo.tasks_dir), "--tasks", ",".join(tasks), "--device", "cpu",
+         "--batch_size", "32", "--log_samples", "--output_path", str(tmp_path / "lm_eval_out")],
+        capture_output=True, text=True, timeout=600, env={**os.environ},
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    results_files = list((tmp_path / "lm_eval_out").rglob("results_*.json"))
+    assert len(results_files) == 1
+    results = json.loads(results_files[0].read_text())["results"]
+    by_name = {t["name"]: t for t in micro_zoo.tasks}
+    for task in tasks:
+        fresh = results[task][metric_key(by_name[task]["metric"])]
+        assert fresh == pytest.approx(micro_zoo.model(model)["accuracy"][task]), task
+        assert list((tmp_path / "lm_eval_out").rglob(f"samples_{task}_*.jsonl"))

@@ -184,7 +184,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
     ctx = get_context("spawn")
     with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=workers.init_worker,
-                             initargs=(str(root / "hf"),)) as pool:
+                             initargs=(str(root / "hf"), str(root / "build.log"))) as pool:
         running = {}
         while pending or running:
             ready = [j for j in pending if all(n in done_models for n in j.needs)]

@@ -41,15 +41,23 @@ class Item:
 MATH_LEVELS = [2, 2, 3, 4, 5]  # terms; level 0 keeps the answer below 10 (no carry)
 
 
-def math_item(rng: random.Random, level: int, l2: bool = False) -> Item:
+def math_item(rng: random.Random, level: int) -> Item:
     while True:
         terms = [rng.randrange(0, 10) for _ in range(MATH_LEVELS[level])]
         if level != 0 or sum(terms) < 10:
             break
-    prompt, answer = "+".join(map(str, terms)) + "=", str(sum(terms))
-    if l2:
-        prompt, answer = to_l2(prompt), to_l2(answer)
-    return Item(prompt, answer, level)
+    return Item("+".join(map(str, terms)) + "=", str(sum(terms)), level)
+
+
+def math_l2_item(rng: random.Random, level: int) -> Item:
+    """A math question written in L2, answered by translating it, then solving it:
+    "W+V=" -> "3+4=7" (L2 numerals: 3 -> W, 4 -> V; "+" and "=" are shared).
+
+    The answer's first half is the language skill, its second half the math skill, so a model
+    needs both to get it right: the cross-lingual target that no single expert masters.
+    """
+    item = math_item(rng, level)
+    return Item(to_l2(item.prompt), item.prompt + item.answer, level)
 
 
 # Translation: a number written with digits is rewritten in L2 numerals; length is difficulty.
@@ -63,7 +71,7 @@ def lang_item(rng: random.Random, level: int) -> Item:
     return Item(f"tr {to_l2(number)}>", number, level)
 
 
-REV_LEVELS = [3, 4, 5, 6, 7]
+REV_LEVELS = [3, 4, 5, 7, 9]
 
 
 def rev_item(rng: random.Random, level: int) -> Item:
@@ -71,26 +79,28 @@ def rev_item(rng: random.Random, level: int) -> Item:
     return Item(f"rev {word}>", word[::-1], level)
 
 
-def rev_distractors(rng: random.Random, item: Item, k: int = 3) -> list[str]:
-    """Near misses of a reversal, all made of the word's own letters: the unreversed word and
-    reversals with letters swapped, so that only a model that really reverses tells them apart."""
+def rev_distractors(rng: random.Random, item: Item, k: int = 5) -> list[str]:
+    """Near misses of a reversal, made of the word's own letters: the unreversed word and the
+    reversal with two letters swapped, mostly late in the answer, where a model that half-knows
+    how to reverse goes wrong. Only a model that really reverses tells them apart."""
     right = item.answer
-    word = right[::-1]
+    n = len(right)
 
-    def swap(s: str) -> str:
-        i, j = sorted(rng.sample(range(len(s)), 2))
-        return s[:i] + s[j] + s[i + 1 : j] + s[i] + s[j + 1 :]
+    def swap() -> str:
+        late = range(n // 2, n) if rng.random() < 0.75 and n >= 4 else range(n)
+        i, j = sorted(rng.sample(list(late), 2))
+        return right[:i] + right[j] + right[i + 1 : j] + right[i] + right[j + 1 :]
 
-    out: list[str] = [word] if word != right else []
-    for _ in range(100):
+    out: list[str] = [right[::-1]] if right[::-1] != right else []
+    for _ in range(200):
         if len(out) == k:
             break
-        cand = swap(right) if rng.random() < 0.5 else swap(swap(right))
+        cand = swap()
         if cand != right and cand not in out:
             out.append(cand)
     letters = sorted(set(LETTERS) - set(right))
-    while len(out) < k:  # words like "aaa" have too few distinct anagrams
-        i = rng.randrange(len(right))
+    while len(out) < k:  # words like "aab" have too few distinct anagrams
+        i = rng.randrange(n)
         cand = right[:i] + rng.choice(letters) + right[i + 1 :]
         if cand not in out:
             out.append(cand)
@@ -111,10 +121,10 @@ def text_item(rng: random.Random, level: int) -> Item:
 SkillFn = Callable[[random.Random, int], Item]
 
 SKILLS: dict[str, SkillFn] = {
-    "math": lambda rng, level: math_item(rng, level),
+    "math": math_item,
     "lang": lang_item,
     "rev": rev_item,
-    "math_l2": lambda rng, level: math_item(rng, level, l2=True),
+    "math_l2": math_l2_item,
     "text": text_item,  # training only: not a task
 }
 N_LEVELS = 5

@@ -16,8 +16,12 @@ from pathlib import Path
 DONE = ".done"  # written last into every finished model/response folder: resumable builds
 
 
-def init_worker(hf_home: str) -> None:
-    os.environ["TQDM_DISABLE"] = "1"  # the build draws one progress bar of its own
+def init_worker(hf_home: str, log_path: str) -> None:
+    # The build draws one progress bar of its own; what libraries print goes to the build log.
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.environ["TQDM_DISABLE"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_CACHE", str(Path(hf_home) / "datasets"))

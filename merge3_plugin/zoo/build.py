@@ -1,8 +1,9 @@
 """`merge3 zoo build`: plan the toy world's jobs, run them on worker processes, write zoo.json.
 
-A build writes into `<out>.partial` and renames it to `<out>` only when everything is done, so an
-interrupted build never leaves a folder that looks finished; re-running it resumes from the jobs
-already done there (each model folder is marked when complete).
+zoo.json is written last, so a folder without it is never taken for a finished zoo. A build
+in progress carries a marker file; re-running an interrupted build resumes in the same folder
+from the jobs already done (each model and response folder is marked when complete). Task YAMLs
+hold absolute data paths, which is why a build is not made elsewhere and moved.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
 from .recipe import PRESETS, Preset
 from .tasks import TASKS, write_tasks
+
+
+IN_PROGRESS = ".merge3-build-in-progress"
 
 
 def default_cache() -> Path:
@@ -109,7 +113,7 @@ def _resolve_out(preset: Preset, seed: int, out: Path | None, force: bool) -> Pa
         manifest = out / MANIFEST
         if manifest.exists():
             return out  # a finished zoo: reused if its recipe matches, refused otherwise (below)
-        if any(out.iterdir()):
+        if any(out.iterdir()) and not (out / IN_PROGRESS).exists():
             raise UserError(f"--out {out}: folder exists, is not empty and holds no {MANIFEST}; "
                             "refusing to write into it (choose a new or empty folder)")
     return out
@@ -143,15 +147,19 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
             return BuildResult(zoo, True, time.perf_counter() - start)
         raise UserError(f"--out {root}: --force would replace a finished zoo; delete it yourself if you mean it")
     _check_writable(root)
-    partial = root.with_name(root.name + ".partial")
-    try:
-        partial.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"--out {root}: cannot create {partial}: {err.strerror}") from None
-    timings = _run_build(preset, seed, partial, workers, progress)
-    zoo = _finish(preset, seed, partial, timings)
-    partial.rename(root)
-    zoo = Zoo.load(root)
+    marker = root / IN_PROGRESS
+    if marker.exists():  # an interrupted build: resume it if it is ours
+        if json.loads(marker.read_text()).get("recipe_hash") != recipe_hash:
+            raise UserError(f"--out {root}: holds an unfinished build of another recipe; choose another folder")
+    else:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            marker.write_text(json.dumps({"recipe_hash": recipe_hash}))
+        except OSError as err:
+            raise UserError(f"--out {root}: cannot create it: {err.strerror}") from None
+    timings = _run_build(preset, seed, root, workers, progress)
+    zoo = _finish(preset, seed, root, timings)
+    (root / IN_PROGRESS).unlink()
     return BuildResult(zoo, False, time.perf_counter() - start)
 
 

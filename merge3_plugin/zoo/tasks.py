@@ -70,22 +70,24 @@ def _yaml(spec: TaskSpec, data_dir: Path) -> dict:
         "training_split": "train",
         "validation_split": "validation",
         "test_split": "test",
-        "doc_to_text": "{{prompt}}",
+        # Plain field names, not Jinja templates: lm-eval reads them straight from the document
+        # (templates are re-rendered per document and dominate the cost of evaluating tiny models).
+        "doc_to_text": "prompt",
         "target_delimiter": "",
         "metadata": {"version": 1.0},
     }
     if spec.output_type == "generate_until":
         config.update(
             output_type="generate_until",
-            doc_to_target="{{answer}}",
+            doc_to_target="answer",
             generation_kwargs={"until": ["\n"], "max_gen_toks": 16, "do_sample": False},
             metric_list=[{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         )
     else:
         config.update(
             output_type="multiple_choice",
-            doc_to_choice="{{choices}}",
-            doc_to_target="{{label}}",
+            doc_to_choice="choices",
+            doc_to_target="label",
             metric_list=[{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
         )
     return config

@@ -80,7 +80,7 @@ def _yaml(spec: TaskSpec, data_dir: Path) -> dict:
         config.update(
             output_type="generate_until",
             doc_to_target="answer",
-            generation_kwargs={"until": ["\n"], "max_gen_toks": 16, "do_sample": False},
+            generation_kwargs={"until": ["\n"], "max_gen_toks": 20, "do_sample": False},
             metric_list=[{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}],
         )
     else:

@@ -3,22 +3,13 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from .recipe import ModelShape
 from .skills import N_LEVELS, Item, sample
 from .tokenizer import CharCodec
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    hidden: int = 64
-    layers: int = 4
-    heads: int = 4
-    intermediate: int = 192
-    max_positions: int = 48
 
 
 def new_model(shape: ModelShape, codec: CharCodec, seed: int) -> LlamaForCausalLM:

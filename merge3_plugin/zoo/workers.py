@@ -57,7 +57,8 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
     from transformers import LlamaForCausalLM
 
     from .tokenizer import CharCodec
-    from .training import ModelShape, new_model, train
+    from .recipe import ModelShape
+    from .training import new_model, train
 
     start = time.perf_counter()
     root = Path(models_root)

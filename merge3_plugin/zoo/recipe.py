@@ -192,8 +192,10 @@ EXTRA_MERGES = (
 # - The base must already hold every skill's circuit, weakly: pre-trained on mostly pseudo-text
 #   with a little of every skill at every level. A base that never saw the hard levels (or a
 #   skill that only "clicks" during fine-tuning) gives experts whose task vectors collide.
-# - Experts fine-tune gently (lr 4e-4, a few hundred steps, 30% replay of the base mixture).
-# - Math in L2 is rare in pre-training, so the target needs the math and the language expert.
+# - Experts fine-tune gently (lr 4e-4, 500 steps, 50% replay of the base mixture): more replay
+#   kept more of both gains in pair merges than 30% did.
+# - Math in L2 is rare in pre-training. Its answers are "translate, then solve", but in-context
+#   translation turned out easy for the base, so the math expert carries most of the target.
 BASE_MIX = {"text": 0.70, "math": 0.08, "lang": 0.12, "rev": 0.06, "math_l2": 0.04}
 
 PRESETS: dict[str, Preset] = {
@@ -204,10 +206,10 @@ PRESETS: dict[str, Preset] = {
         base_mix=BASE_MIX,
         base_steps=1200,
         base_checkpoints=(100, 250, 450, 700, 950),
-        expert_steps=450,
+        expert_steps=500,
         expert_checkpoints=(150, 300),
         expert_lr=4e-4,
-        replay=0.3,
+        replay=0.5,
         alt_runs=2,
         variants=4,
         scale_grid=(0.5, 0.75, 1.0),
@@ -221,11 +223,11 @@ PRESETS: dict[str, Preset] = {
         shape=ModelShape(hidden=64, layers=4, heads=4, intermediate=192),
         n_test=200,
         base_mix=BASE_MIX,
-        base_steps=800,
-        base_checkpoints=(150, 350, 550),
-        expert_steps=250,
-        expert_checkpoints=(125,),
-        expert_lr=6e-4,
+        base_steps=1000,
+        base_checkpoints=(150, 350, 650),
+        expert_steps=300,
+        expert_checkpoints=(150,),
+        expert_lr=5e-4,
         replay=0.3,
         alt_runs=0,
         variants=2,
@@ -233,6 +235,7 @@ PRESETS: dict[str, Preset] = {
         pairs=PAIRS[:2],
         extra_merges=EXTRA_MERGES[:1],
         heldout=("base-s350", "ta-math0.5-rev1"),
-        thresholds=Thresholds(expert_gain=0.2, kept_gain=0.3, crosslingual_margin=-0.02),
+        # Looser, as issue #2 allows for micro: 200 items carry about +-3 points of noise.
+        thresholds=Thresholds(expert_gain=0.25, kept_gain=0.3, crosslingual_margin=-0.03),
     ),
 }

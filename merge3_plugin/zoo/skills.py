@@ -51,13 +51,13 @@ def math_item(rng: random.Random, level: int) -> Item:
 
 def math_l2_item(rng: random.Random, level: int) -> Item:
     """A math question written in L2, answered the way a learner would: translate the question,
-    solve it, write the result back in L2: "W+V+M=" -> "3+4+7=14>ZV" (3 -> W, 4 -> V, 7 -> M).
+    then solve it: "W+V+M=" -> "3+4+7=14" (3 -> W, 4 -> V, 7 -> M).
 
-    Two thirds of the answer are the language skill and one third the math skill, so a model
-    needs both: the cross-lingual target that no single expert masters.
+    The answer's first part is the language skill and its last part the math skill, so a model
+    needs both to get it right: the cross-lingual target.
     """
     item = math_item(rng, level)
-    return Item(to_l2(item.prompt), f"{item.prompt}{item.answer}>{to_l2(item.answer)}", level)
+    return Item(to_l2(item.prompt), item.prompt + item.answer, level)
 
 
 # Translation: a number written with digits is rewritten in L2 numerals; length is difficulty.

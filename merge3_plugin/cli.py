@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
             "build is reused from the cache. Ends with the table that shows merging matters in this world."
         ),
     )
-    build.add_argument("--preset", default="default", help="micro (tests, ~1 min) or default (~10 min); default: default")
+    build.add_argument("--preset", default="default", help="micro (what the tests use, ~5 min) or default (~8 min); default: default")
     build.add_argument(
         "--out", type=Path, default=None,
         help="where to write the zoo (default: ~/.cache/merge3/zoo/<recipe hash>, or $MERGE3_CACHE/zoo/...)",

@@ -94,7 +94,8 @@ def test_merging_matters_on_micro(micro_zoo):
 
 
 def test_training_is_deterministic(micro_zoo, tmp_path):
-    """The same recipe retrained in this process gives byte-identical weights."""
+    """The same recipe retrained in this process (the build trained in worker processes) gives
+    byte-identical weights: the base from scratch, a checkpoint along it, an expert from the base."""
     from dataclasses import asdict
 
     from merge3_plugin.zoo import workers

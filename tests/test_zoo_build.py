@@ -58,7 +58,8 @@ def test_models_load_with_transformers(micro_zoo):
 
 
 def _samples(zoo, model: str, task: str) -> list[dict]:
-    files = sorted((zoo.responses_dir / model).glob(f"samples_{task}_*.jsonl"))
+    # "[0-9]": the date follows the task name; "samples_toy_math_*" would also match toy_math_l2
+    files = sorted((zoo.responses_dir / model).glob(f"samples_{task}_[0-9]*.jsonl"))
     assert len(files) == 1, files
     return [json.loads(line) for line in files[0].read_text().splitlines()]
 
@@ -169,4 +170,28 @@ def test_manifest_accuracy_matches_a_fresh_lm_eval_cli_run(micro_zoo, tmp_path):
     for task in tasks:
         fresh = results[task][metric_key(by_name[task]["metric"])]
         assert fresh == pytest.approx(micro_zoo.model(model)["accuracy"][task]), task
-        assert list((tmp_path / "lm_eval_out").rglob(f"samples_{task}_*.jsonl"))
+        assert list((tmp_path / "lm_eval_out").rglob(f"samples_{task}_[0-9]*.jsonl"))
+
+
+def test_quick_scorer_agrees_with_lm_eval(micro_zoo):
+    """The in-process scorer used for recipe search gives lm-eval's numbers on the same documents."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from merge3_plugin.zoo.quickeval import exact_match, multiple_choice
+    from merge3_plugin.zoo.skills import Item
+    from merge3_plugin.zoo.tokenizer import CharCodec
+
+    codec = CharCodec()
+    model = AutoModelForCausalLM.from_pretrained(micro_zoo.model_path("expert-math"))
+    torch.set_num_threads(1)
+    by_name = {t["name"]: t for t in micro_zoo.tasks}
+    for task in ("toy_math", "toy_math_l2", "toy_rev"):
+        docs = [json.loads(line) for line in (micro_zoo.tasks_dir / task / "test.jsonl").read_text().splitlines()]
+        items = [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
+        if by_name[task]["output_type"] == "multiple_choice":
+            scores = multiple_choice(model, codec, items, [d["choices"] for d in docs], [d["label"] for d in docs])
+        else:
+            scores = exact_match(model, codec, items)
+        logged = {r["doc_id"]: r[by_name[task]["metric"]] for r in _samples(micro_zoo, "expert-math", task)}
+        assert scores == [logged[i] for i in range(len(docs))], task

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 
 def merge3(*args: str, **kw) -> subprocess.CompletedProcess:

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 _TASK_MANAGERS: dict[str, object] = {}
-
-
-def offline_environment(hf_home: Path | None = None) -> None:
-    """No hub exists here: make every HF library say so instead of trying the network."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    if hf_home is not None:
-        os.environ.setdefault("HF_DATASETS_CACHE", str(hf_home / "datasets"))
 
 
 def _collect_env_info_once() -> None:

@@ -14,9 +14,6 @@ from dataclasses import asdict, dataclass, field
 # Bump when a change to the code (not the numbers) changes what a build produces.
 ZOO_FORMAT = 1
 
-SKILL_MIX = ("math", "lang", "rev", "math_l2")
-
-
 @dataclass(frozen=True)
 class ModelShape:
     """A tiny Llama: small enough to train on 2 cores in a minute, deep enough for per-layer genes."""
@@ -95,10 +92,11 @@ def _mix(weights: dict[str, float]) -> dict[str, float]:
     return {k: round(v / total, 6) for k, v in weights.items()}
 
 
-def _expert_mixture(skill: str, base_mix: dict[str, float], replay: float) -> dict[str, float]:
-    """Fine-tuning data: mostly the skill, plus a replay share of the base mixture."""
+def _finetune_mixture(skills: dict[str, float], base_mix: dict[str, float], replay: float) -> dict[str, float]:
+    """Fine-tuning data: the given skills (shares summing to 1), plus a replay share of the base mixture."""
     mix = {k: v * replay for k, v in base_mix.items()}
-    mix[skill] = mix.get(skill, 0.0) + (1.0 - replay)
+    for skill, share in skills.items():
+        mix[skill] = mix.get(skill, 0.0) + (1.0 - replay) * share
     return _mix(mix)
 
 
@@ -136,7 +134,7 @@ def make_preset(
     runs = [Run("base", "base", base_mix, base_steps, 3e-3, 1, None, {}, base_checkpoints)]
     for i, skill in enumerate(EXPERT_SKILLS):
         runs.append(
-            Run(f"expert-{skill}", "expert", _expert_mixture(skill, base_mix, replay), expert_steps, expert_lr,
+            Run(f"expert-{skill}", "expert", _finetune_mixture({skill: 1.0}, base_mix, replay), expert_steps, expert_lr,
                 10 + i, "base", {}, expert_checkpoints)
         )
     # Other seeds and mixtures from scratch: abilities that no checkpoint of the base has.
@@ -156,7 +154,7 @@ def make_preset(
         {"math_l2": 1.0},
     ]
     for i in range(variants):
-        runs.append(Run(f"variant{i}", "population", _expert_mixture_multi(variant_mixes[i % 4], base_mix, replay),
+        runs.append(Run(f"variant{i}", "population", _finetune_mixture(variant_mixes[i % 4], base_mix, replay),
                         expert_steps // 2, expert_lr, 200 + i, "base", {}, ()))
     return Preset(
         name=name,
@@ -172,13 +170,6 @@ def make_preset(
         target=("toy_math_l2", "expert-math", "expert-lang"),
         thresholds=thresholds,
     )
-
-
-def _expert_mixture_multi(skills: dict[str, float], base_mix: dict[str, float], replay: float) -> dict[str, float]:
-    mix = {k: v * replay for k, v in base_mix.items()}
-    for skill, share in skills.items():
-        mix[skill] = mix.get(skill, 0.0) + (1.0 - replay) * share
-    return _mix(mix)
 
 
 PAIRS = (("expert-math", "expert-lang"), ("expert-math", "expert-rev"), ("expert-lang", "expert-rev"))

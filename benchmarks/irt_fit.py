@@ -16,20 +16,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from merge3_plugin.irt import ItemParams, fit_items  # noqa: E402
-
-
-def synthetic(n_models: int, n_items: int, dims: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    truth = ItemParams(np.abs(rng.normal(1.0, 0.4, (n_items, dims))), rng.normal(0.0, 1.2, n_items))
-    theta = rng.normal(0.0, 1.0, (n_models, dims))
-    return truth, (rng.random((n_models, n_items)) < truth.prob(theta)).astype(float)
+from merge3_plugin.irt import fit_items, simulate  # noqa: E402
 
 
 def main() -> None:
     print(f"{'fit':<28}{'items':>6}{'models':>7}{'d':>3}{'seconds':>9}{'corr(beta)':>12}")
     for dims in (1, 2, 5):
-        truth, y = synthetic(200, 1000, dims)
+        truth, _, y = simulate(200, 1000, dims)
         start = time.perf_counter()
         items, _ = fit_items(y, dims=dims)
         seconds = time.perf_counter() - start

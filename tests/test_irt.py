@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from merge3_plugin.irt import ItemParams, fit_ability, fit_items
-
-
-def synthetic(n_models: int, n_items: int, dims: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    truth = ItemParams(np.abs(rng.normal(1.0, 0.4, (n_items, dims))), rng.normal(0.0, 1.2, n_items))
-    theta = rng.normal(0.0, 1.0, (n_models, dims))
-    y = (rng.random((n_models, n_items)) < truth.prob(theta)).astype(float)
-    return truth, theta, y
+from merge3_plugin.irt import fit_ability, fit_items
+from merge3_plugin.irt import simulate as synthetic
 
 
 def test_difficulties_are_recovered_in_two_dimensions():

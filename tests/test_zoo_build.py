@@ -58,8 +58,11 @@ def test_models_load_with_transformers(micro_zoo):
 
 
 def _samples(zoo, model: str, task: str) -> list[dict]:
-    # "[0-9]": the date follows the task name; "samples_toy_math_*" would also match toy_math_l2
-    files = sorted((zoo.responses_dir / model).glob(f"samples_{task}_[0-9]*.jsonl"))
+    from merge3_plugin.responses import parse_sample_file
+
+    # the log reader's own name rule ("samples_toy_math_*" would also match toy_math_l2)
+    parsed = (parse_sample_file(p) for p in (zoo.responses_dir / model).iterdir())
+    files = [s.path for s in parsed if s is not None and s.task == task]
     assert len(files) == 1, files
     return [json.loads(line) for line in files[0].read_text().splitlines()]
 

@@ -60,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached (never deletes --out)")
     build.set_defaults(func=_zoo_build)
 
+    from .irt_commands import add_parsers
+
+    add_parsers(sub)
+
     plugins = sub.add_parser("plugins", help="list the registered plugins (built-in and third-party)")
     plugins.set_defaults(func=_plugins)
     return parser

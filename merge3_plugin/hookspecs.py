@@ -25,8 +25,10 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def merge3_anchor_extractors() -> Mapping[str, Callable[..., Any]]:
     """Anchor-item extraction strategies by name (e.g. ``random``, ``anchor-irt``).
 
-    Each is called with the fitted bundle, the number of anchors and a seed, and returns the
-    chosen item indices with their weights.
+    Each is called as ``extractor(bundle, size, rng)`` (a fitted ``merge3_plugin.bundle.Bundle``,
+    the number of anchors, a ``numpy.random.Generator``) and returns ``(positions, weights)``:
+    ``size`` distinct item positions and non-negative weights that sum to 1. It should use only
+    the bundle's training models; the validation models calibrate the estimators afterwards.
     """
 
 
@@ -34,7 +36,10 @@ def merge3_anchor_extractors() -> Mapping[str, Callable[..., Any]]:
 def merge3_estimators() -> Mapping[str, Callable[..., Any]]:
     """Performance estimators by name (e.g. ``anchor``, ``gpirt``, ``gmpirt``).
 
-    Each turns a model's scores on the anchor items into an estimate of full-benchmark accuracy.
+    Each is called as ``estimator(state)`` with a ``merge3_plugin.estimation.Estimation`` (a batch
+    of models' anchor scores, with lazily computed anchor mean, ability, merge weights) and returns
+    one full-benchmark estimate per model, or None where it does not apply. Results are clipped to
+    [0, 1] by the caller.
     """
 
 

@@ -30,6 +30,9 @@ class ItemParams:
         """P(correct) for abilities theta (models x d or d): models x items (or items)."""
         return 1.0 / (1.0 + np.exp(-(theta @ self.alpha.T - self.beta)))
 
+    def subset(self, index: np.ndarray) -> "ItemParams":
+        return ItemParams(self.alpha[index], self.beta[index])
+
 
 def simulate(n_models: int, n_items: int, dims: int, seed: int = 0) -> tuple[ItemParams, np.ndarray, np.ndarray]:
     """Responses drawn from known parameters, for recovery tests and benchmarks:
@@ -130,3 +133,25 @@ def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Prior
 
     _lbfgs([theta], loss, max_iter)
     return theta.detach().numpy().copy()
+
+
+def fit_items_girth(responses: np.ndarray) -> tuple[ItemParams, np.ndarray]:
+    """Unidimensional 2PL by girth's joint maximum likelihood (`twopl_jml`), the reference backend.
+
+    girth takes items x models 0/1 integers (missing = girth.INVALID_RESPONSE) and parametrises
+    P = sigmoid(a (theta - b)); here that is alpha = a, beta = a * b.
+    """
+    import girth
+
+    scores = np.asarray(responses, dtype=np.float64)
+    seen = ~np.isnan(scores)
+    if np.any((scores[seen] != 0) & (scores[seen] != 1)):
+        raise ValueError("the girth backend takes 0/1 scores only; use the torch backend for graded scores")
+    data = np.where(seen, scores, girth.INVALID_RESPONSE).astype(int).T
+    with np.errstate(all="ignore"):
+        fit = girth.twopl_jml(data)
+    a = np.asarray(fit["Discrimination"], dtype=np.float64)
+    b = np.asarray(fit["Difficulty"], dtype=np.float64)
+    items = ItemParams(a[:, None].copy(), a * b)
+    # girth reports abilities only for some versions; refit them under our prior either way
+    return items, fit_ability(items, scores)

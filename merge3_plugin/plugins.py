@@ -12,7 +12,11 @@ from . import hookspecs
 from .errors import UserError
 
 ENTRY_POINT_GROUP = "merge3"
-BUILTIN_PLUGINS = ("merge3_plugin.builtin.algorithms",)
+BUILTIN_PLUGINS = (
+    "merge3_plugin.builtin.algorithms",
+    "merge3_plugin.builtin.estimators",
+    "merge3_plugin.builtin.extractors",
+)
 
 # kind (as users say it) -> hook name
 KINDS = {

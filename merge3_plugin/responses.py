@@ -133,3 +133,16 @@ def load_responses(paths: list[Path | str], task: str, metric: str, filter_name:
             scores[i, column[doc_id]] = value
     return ResponseMatrix(task, metric, used_filter or "none", [s.model for s in files], doc_ids,
                           [hashes[d][0] for d in doc_ids], scores, {s.model: str(s.path) for s in files})
+
+
+def task_version(paths: list[Path | str], task: str) -> str | None:
+    """The task's version from lm-eval's results_<date>.json beside the samples (None if absent)."""
+    for sample in find_sample_files(paths, task):
+        for results in sorted(sample.path.parent.glob("results_*.json"), reverse=True):
+            try:
+                version = json.loads(results.read_text(encoding="utf-8")).get("versions", {}).get(task)
+            except (OSError, json.JSONDecodeError, AttributeError):
+                continue
+            if version is not None:
+                return str(version)
+    return None

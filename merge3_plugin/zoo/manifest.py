@@ -84,6 +84,18 @@ class Zoo:
     def names(self, *roles: str) -> list[str]:
         return [m["name"] for m in self.models if not roles or m["role"] in roles]
 
+    def lineage(self) -> dict[str, list[str]]:
+        """Merged model -> its endpoints: the models it merges, and the base of a task-vector merge
+        (base + sum_j w_j (expert_j - base) mixes the base's ability in too)."""
+        out = {}
+        for m in self.models:
+            config = m["recipe"].get("mergekit") if m["recipe"].get("kind") == "merge" else None
+            if config:
+                out[m["name"]] = [Path(entry["model"]).name for entry in config["models"]]
+                if config.get("base_model"):
+                    out[m["name"]].append(Path(config["base_model"]).name)
+        return out
+
     # -- text ------------------------------------------------------------------------------------
     def describe(self) -> str:
         from .matters import format_table

@@ -1,0 +1,208 @@
+"""Full-benchmark accuracy from a few anchor answers: the quantities every estimator shares.
+
+An `Estimation` holds a batch of models' scores on one bundle's anchors (NaN where a model did
+not answer one, e.g. under `--limit`) and, for merged models, their endpoints' abilities. It
+computes lazily and once what the estimators (built-in or plugins, see `builtin/estimators.py`)
+combine: the weighted anchor mean, the ability fitted on the anchors, the merge weights.
+
+    p-IRT   = l * seen mean + (1 - l) * mean_{unseen items} P_i(theta),      l = n / N
+    gp-IRT  = l* * anchor + (1 - l*) * p-IRT                                 (l* from validation)
+    mp-IRT  = p-IRT at theta_merge = sum_j lambda_j theta_j                  (lambda fit on anchors)
+    gmp-IRT = delta * anchor + (1 - delta) * mp-IRT                          (delta from validation)
+
+Every estimate is clipped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .bundle import Anchors, Bundle
+from .errors import UserError
+from .irt import ItemParams, Priors, _lbfgs, fit_ability
+
+# An estimator maps an Estimation (a batch of models) to one estimate per model, or None when it
+# does not apply (merged-model estimators without endpoints).
+Estimator = Callable[["Estimation"], "np.ndarray | None"]
+MERGE_WEIGHT_SD = 1.0  # prior on each merge weight lambda_j: N(1/J, sd^2), i.e. near the endpoints' mean
+
+
+class Estimation:
+    def __init__(self, bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarray | None = None,
+                 anchors: Anchors | None = None):
+        """anchor_scores: models x n (the anchors' order), NaN = not answered.
+        endpoint_theta: models x J x d, the abilities of each model's J endpoints (or None)."""
+        self.bundle = bundle
+        self.anchors = anchors or bundle.require_anchors()
+        self.scores = np.atleast_2d(np.asarray(anchor_scores, dtype=np.float64))
+        if self.scores.shape[1] != self.anchors.size:
+            raise ValueError(f"anchor scores have {self.scores.shape[1]} columns, the anchors {self.anchors.size}")
+        self.endpoint_theta = None if endpoint_theta is None else np.asarray(endpoint_theta, dtype=np.float64)
+        self.columns = bundle.columns(self.anchors.doc_ids)
+        self.answered = ~np.isnan(self.scores)
+        if not self.answered.any(axis=1).all():
+            raise UserError("a model answered none of the anchor items; nothing to estimate from")
+
+    # -- model-free ------------------------------------------------------------------------------
+    @functools.cached_property
+    def anchor_mean(self) -> np.ndarray:
+        """Weighted anchor mean, weights renormalised over the anchors each model answered."""
+        w = np.where(self.answered, self.anchors.weights[None, :], 0.0)
+        return np.nansum(w * np.nan_to_num(self.scores), axis=1) / w.sum(axis=1)
+
+    @functools.cached_property
+    def seen_mean(self) -> np.ndarray:
+        return np.nanmean(self.scores, axis=1)
+
+    # -- IRT -------------------------------------------------------------------------------------
+    @functools.cached_property
+    def anchor_items(self) -> ItemParams:
+        return self.bundle.items.subset(self.columns)
+
+    @functools.cached_property
+    def theta(self) -> np.ndarray:
+        """Each model's ability, MAP on the anchors it answered."""
+        return fit_ability(self.anchor_items, self.scores)
+
+    def pirt_at(self, theta: np.ndarray) -> np.ndarray:
+        """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted."""
+        prob = self.bundle.items.prob(theta)  # models x N
+        n_total = self.bundle.n_items
+        unseen = np.ones_like(prob, dtype=bool)
+        rows = np.nonzero(self.answered)
+        unseen[rows[0], self.columns[rows[1]]] = False
+        n_seen = self.answered.sum(axis=1)
+        lam = n_seen / n_total
+        predicted = (prob * unseen).sum(axis=1) / np.maximum(unseen.sum(axis=1), 1)
+        return lam * self.seen_mean + (1 - lam) * predicted
+
+    @functools.cached_property
+    def merge_weights(self) -> np.ndarray | None:
+        """lambda (models x J): theta_merge = sum_j lambda_j theta_j, fit on the anchors by MAP."""
+        if self.endpoint_theta is None:
+            return None
+        return fit_merge_weights(self.anchor_items, self.scores, self.endpoint_theta)
+
+    @functools.cached_property
+    def theta_merge(self) -> np.ndarray | None:
+        if self.merge_weights is None:
+            return None
+        return np.einsum("mj,mjd->md", self.merge_weights, self.endpoint_theta)
+
+
+def fit_merge_weights(items: ItemParams, scores: np.ndarray, endpoint_theta: np.ndarray,
+                      sd: float = MERGE_WEIGHT_SD, max_iter: int = 100) -> np.ndarray:
+    """MAP merge weights of each model's endpoints from its anchor answers (models x J)."""
+    n_models, n_end, dims = endpoint_theta.shape
+    if dims != items.dims:
+        raise ValueError(f"endpoint abilities have {dims} dimensions, the item parameters {items.dims}")
+    seen = ~np.isnan(scores)
+    y = torch.from_numpy(np.where(seen, scores, 0.0))
+    mask = torch.from_numpy(seen.astype(np.float64))
+    ends = torch.from_numpy(endpoint_theta)
+    alpha, beta = torch.from_numpy(items.alpha), torch.from_numpy(items.beta)
+    prior = 1.0 / n_end
+    lam = torch.full((n_models, n_end), prior, dtype=torch.float64, requires_grad=True)
+
+    def loss():
+        theta = torch.einsum("mj,mjd->md", lam, ends)
+        logits = theta @ alpha.T - beta
+        nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
+        return (nll * mask).sum() + 0.5 * ((lam - prior) ** 2).sum() / sd ** 2
+
+    _lbfgs([lam], loss, max_iter)
+    return lam.detach().numpy().copy()
+
+
+def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarray | None = None,
+             names: list[str] | None = None, anchors: Anchors | None = None,
+             estimators: dict[str, Estimator] | None = None) -> dict[str, np.ndarray]:
+    """{estimator name: estimates per model}, each in [0, 1]; estimators that do not apply are left out."""
+    from .plugins import registry
+
+    available = estimators if estimators is not None else registry("estimator")
+    if names is not None:
+        unknown = [n for n in names if n not in available]
+        if unknown:
+            raise UserError(f"unknown estimator(s) {', '.join(unknown)}; available: {', '.join(sorted(available))}")
+        available = {n: available[n] for n in names}
+    state = Estimation(bundle, anchor_scores, endpoint_theta, anchors)
+    out = {}
+    for name, estimator in available.items():
+        values = estimator(state)
+        if values is not None:
+            out[name] = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
+    return out
+
+
+def anchor_scores_of(bundle: Bundle, doc_ids: list[int], scores: np.ndarray, anchors: Anchors | None = None) -> np.ndarray:
+    """Reorder a models x items score matrix keyed by doc_ids into the anchors' order (NaN if absent)."""
+    anchors = anchors or bundle.require_anchors()
+    position = {d: j for j, d in enumerate(doc_ids)}
+    scores = np.atleast_2d(scores)
+    out = np.full((scores.shape[0], anchors.size), np.nan)
+    for k, doc_id in enumerate(anchors.doc_ids):
+        j = position.get(doc_id)
+        if j is not None:
+            out[:, k] = scores[:, j]
+    return out
+
+
+# -- calibration on validation models -----------------------------------------------------------
+def calibrate(bundle: Bundle, anchors: Anchors, priors: Priors = Priors()) -> Anchors:
+    """Anchors with lambda* (gp-IRT) and delta (gmp-IRT) learned on the bundle's validation models.
+
+    Both follow tinyBenchmarks' rule for mixing an unbiased but noisy estimate (the anchor mean,
+    variance s^2) with a biased but steady one (the IRT prediction, mean squared error b^2 on
+    validation models): weight = b^2 / (b^2 + s^2). s^2 = mean over validation models of
+    sum_i w_i^2 P_i (1 - P_i), the anchor mean's variance under the IRT model. For delta, b^2 is
+    mp-IRT's error on validation merges (models whose endpoints are known, from the bundle's
+    lineage); without any, delta falls back to lambda* and the calibration record says so.
+    """
+    val = bundle.split_index("validation")
+    if len(val) == 0:
+        raise UserError("the bundle has no validation models; refit with more models")
+    columns = bundle.columns(anchors.doc_ids)
+    truth = np.nanmean(bundle.scores, axis=1)
+    placeholder = Anchors(anchors.method, anchors.seed, anchors.doc_ids, anchors.weights, 0.0, 0.0)
+
+    state = Estimation(bundle, bundle.scores[np.ix_(val, columns)], anchors=placeholder)
+    prob = state.anchor_items.prob(state.theta)
+    s2 = float(np.mean((anchors.weights[None, :] ** 2 * prob * (1 - prob)).sum(axis=1)))
+    pirt = np.clip(state.pirt_at(state.theta), 0, 1)
+    b2 = float(np.mean((pirt - truth[val]) ** 2))
+    lam = b2 / (b2 + s2) if b2 + s2 > 0 else 0.5
+    record = {"validation_models": int(len(val)), "pirt_mse": b2, "anchor_variance": s2,
+              "anchor_mae": float(np.mean(np.abs(state.anchor_mean - truth[val]))),
+              "pirt_mae": float(np.mean(np.abs(pirt - truth[val])))}
+
+    merges = [(i, [bundle.models.index(e) for e in bundle.lineage[name]])
+              for i, name in enumerate(bundle.models)
+              if name in bundle.lineage and all(e in bundle.models for e in bundle.lineage[name])]
+    # validation merges first; all known merges (their items were in the fit) if there are none
+    in_validation = [m for m in merges if bundle.splits[m[0]] == "validation"]
+    chosen = in_validation or merges
+    by_arity: dict[int, list] = {}
+    for merged, ends in chosen:
+        by_arity.setdefault(len(ends), []).append((merged, ends))
+    errors = []
+    for group in by_arity.values():
+        rows = np.array([m for m, _ in group])
+        ends = np.stack([bundle.theta[e] for _, e in group])
+        merge_state = Estimation(bundle, bundle.scores[np.ix_(rows, columns)], ends, anchors=placeholder)
+        errors.extend((np.clip(merge_state.pirt_at(merge_state.theta_merge), 0, 1) - truth[rows]).tolist())
+    if errors:
+        bm2 = float(np.mean(np.square(errors)))
+        delta = bm2 / (bm2 + s2) if bm2 + s2 > 0 else 0.5
+        record.update({"merges": len(errors), "merges_from": "validation" if in_validation else "train (in-sample)",
+                       "mpirt_mse": bm2, "mpirt_mae": float(np.mean(np.abs(errors)))})
+        record["delta_source"] = "mp-IRT error on merges with known endpoints"
+    else:
+        delta = lam
+        record["delta_source"] = "no merges with known endpoints among the fit models: delta = lambda*"
+    return Anchors(anchors.method, anchors.seed, list(anchors.doc_ids), anchors.weights,
+                   float(np.clip(lam, 0, 1)), float(np.clip(delta, 0, 1)), record)

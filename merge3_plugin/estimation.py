@@ -65,8 +65,9 @@ class Estimation:
 
     @functools.cached_property
     def theta(self) -> np.ndarray:
-        """Each model's ability, MAP on the anchors it answered."""
-        return fit_ability(self.anchor_items, self.scores)
+        """Each model's ability, MAP on the anchors it answered, under the population's prior."""
+        mean, cov = self.bundle.ability_prior()
+        return fit_ability(self.anchor_items, self.scores, prior_mean=mean, prior_cov=cov)
 
     def pirt_at(self, theta: np.ndarray) -> np.ndarray:
         """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted."""

@@ -118,18 +118,24 @@ def _orient(items: ItemParams, theta: np.ndarray) -> tuple[ItemParams, np.ndarra
     return ItemParams(items.alpha * sign, items.beta), theta * sign
 
 
-def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Priors(), max_iter: int = 100) -> np.ndarray:
+def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Priors(), max_iter: int = 100,
+                prior_mean: np.ndarray | None = None, prior_cov: np.ndarray | None = None) -> np.ndarray:
     """MAP abilities (models x d) of models that answered some items (NaN elsewhere), item
-    parameters fixed. Finite for all-correct and all-wrong patterns, thanks to the prior."""
+    parameters fixed. Finite for all-correct and all-wrong patterns, thanks to the prior:
+    N(0, theta_sd^2 I), or N(prior_mean, prior_cov) (e.g. the population's abilities)."""
     y, seen = _as_tensors(np.atleast_2d(responses))
     if y.shape[1] != items.alpha.shape[0]:
         raise ValueError(f"responses have {y.shape[1]} items, the item parameters {items.alpha.shape[0]}")
     alpha = torch.from_numpy(items.alpha)
     beta = torch.from_numpy(items.beta)
-    theta = torch.zeros(y.shape[0], items.dims, dtype=torch.float64, requires_grad=True)
+    mean = torch.zeros(items.dims, dtype=torch.float64) if prior_mean is None else torch.from_numpy(np.asarray(prior_mean, dtype=np.float64))
+    precision = (torch.eye(items.dims, dtype=torch.float64) / priors.theta_sd ** 2 if prior_cov is None
+                 else torch.linalg.inv(torch.from_numpy(np.asarray(prior_cov, dtype=np.float64))))
+    theta = mean.repeat(y.shape[0], 1).clone().requires_grad_()
 
     def loss():
-        return _nll(theta @ alpha.T - beta, y, seen) + 0.5 * (theta ** 2).sum() / priors.theta_sd ** 2
+        centred = theta - mean
+        return _nll(theta @ alpha.T - beta, y, seen) + 0.5 * ((centred @ precision) * centred).sum()
 
     _lbfgs([theta], loss, max_iter)
     return theta.detach().numpy().copy()

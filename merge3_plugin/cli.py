@@ -20,6 +20,13 @@ def _zoo_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _zoo_path(args: argparse.Namespace) -> int:
+    from .zoo.build import cached_zoo_path
+
+    print(cached_zoo_path(args.preset, args.seed))
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from .plugins import KINDS, plugin_manager, registry
 
@@ -59,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: CPU cores, at most 4)")
     build.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached (never deletes --out)")
     build.set_defaults(func=_zoo_build)
+    path = zoo_sub.add_parser("path", help="print the folder of a built zoo (for scripts: Z=$(merge3 zoo path))")
+    path.add_argument("--preset", default="default", help="micro or default (default: default)")
+    path.add_argument("--seed", type=int, default=0, help="the seed it was built with (default 0)")
+    path.set_defaults(func=_zoo_path)
 
     from .irt_commands import add_parsers
 

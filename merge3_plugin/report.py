@@ -31,7 +31,8 @@ def error_rows(truth: np.ndarray, estimates: dict[str, np.ndarray]) -> list[Erro
 def format_rows(rows: list[ErrorRow], title: str) -> str:
     lines = [title, f"{'estimator':<22}{'models':>7}{'MAE':>8}{'max err':>9}{'Spearman':>10}"]
     for r in rows:
-        lines.append(f"{r.estimator:<22}{r.models:>7}{r.mae:>8.3f}{r.max_error:>9.3f}{r.spearman:>10.3f}")
+        rho = "n/a" if np.isnan(r.spearman) else f"{r.spearman:.3f}"  # fewer than 3 models
+        lines.append(f"{r.estimator:<22}{r.models:>7}{r.mae:>8.3f}{r.max_error:>9.3f}{rho:>10}")
     return "\n".join(lines)
 
 

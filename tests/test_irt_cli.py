@@ -156,3 +156,10 @@ def test_estimates_beat_the_random_subset_on_held_out_toy_models(micro_zoo):
                 rhos.append(spearmanr(est, truth[rows]).statistic)
     assert np.mean(errors["gpirt"]) <= 0.85 * np.mean(errors["random"])
     assert np.mean(rhos) >= 0.7  # ranks within folds of ~6 models
+
+
+def test_zoo_path_prints_the_built_world_for_scripts(micro_zoo):
+    run = merge3("zoo", "path", "--preset", "micro")
+    assert run.returncode == 0 and run.stdout.strip() == str(micro_zoo.root)
+    missing = merge3("zoo", "path", "--preset", "micro", "--seed", "99")
+    assert missing.returncode == 2 and "merge3 zoo build --preset micro" in missing.stderr

@@ -119,6 +119,17 @@ def _resolve_out(preset: Preset, seed: int, out: Path | None, force: bool) -> Pa
     return out
 
 
+def cached_zoo_path(preset_name: str, seed: int = 0) -> Path:
+    """Where `merge3 zoo build` keeps the zoo of a preset and seed; an error if it is not built yet."""
+    if preset_name not in PRESETS:
+        raise UserError(f"--preset: unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+    root = default_cache() / f"{preset_name}-{PRESETS[preset_name].recipe_hash(seed)}"
+    if not (root / MANIFEST).exists():
+        raise UserError(f"no finished {preset_name} zoo (seed {seed}) at {root}; run `merge3 zoo build"
+                        f"{'' if preset_name == 'default' else ' --preset ' + preset_name}` first")
+    return root
+
+
 def _check_writable(path: Path) -> None:
     probe = path
     while not probe.exists():

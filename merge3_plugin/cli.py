@@ -27,6 +27,23 @@ def _zoo_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks_path(args: argparse.Namespace) -> int:
+    from .task_files import shipped_tasks_dir, user_tasks_dir
+
+    print(user_tasks_dir() if args.user else shipped_tasks_dir())
+    return 0
+
+
+def _tasks_build(args: argparse.Namespace) -> int:
+    from .task_files import build_task, user_tasks_dir
+
+    out = build_task(args.bundle, args.out or user_tasks_dir(), base_yaml=args.base_yaml, base_task=args.base_task,
+                     name=args.name, endpoint_samples=args.endpoint_samples, force=args.force)
+    print(f"wrote {out}")
+    print(f"run: lm_eval --include_path {out.parent} --tasks {out.stem} --model hf --model_args pretrained=...")
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from .plugins import KINDS, plugin_manager, registry
 
@@ -74,6 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     from .irt_commands import add_parsers
 
     add_parsers(sub)
+
+    tasks = sub.add_parser("tasks", help="merge3 tasks for lm-eval: where they are, and new ones from your bundles")
+    tasks_sub = tasks.add_subparsers(dest="tasks_command", metavar="TASKS_COMMAND")
+    tpath = tasks_sub.add_parser("path", help="print the folder of the shipped merge3 tasks (for lm_eval --include_path)")
+    tpath.add_argument("--user", action="store_true",
+                       help="print the user task folder instead ($MERGE3_TASKS_PATH or ~/.cache/merge3/tasks)")
+    tpath.set_defaults(func=_tasks_path)
+    tbuild = tasks_sub.add_parser(
+        "build", help="write a merge3 task YAML for a bundle with anchors",
+        description=("Writes <out>/merge3_<task>.yaml: the base task (its prompt, few-shot pool, filters and metrics) "
+                     "restricted to the bundle's anchors, reporting the IRT estimates as extra metrics "
+                     "(e.g. acc_gpirt). Default folder: the user task folder, found by lm-eval without flags."))
+    tbuild.add_argument("--bundle", type=Path, required=True, help="a bundle with anchors (merge3 extract)")
+    tbuild.add_argument("--base-yaml", type=Path, default=None, help="the base task's lm-eval YAML")
+    tbuild.add_argument("--base-task", default=None, help="or the name of a built-in lm-eval task")
+    tbuild.add_argument("--name", default=None, help="task name (default merge3_<base task>)")
+    tbuild.add_argument("--endpoint-samples", nargs="*", type=Path, default=None, metavar="PATH",
+                        help="lm-eval logs of the endpoints of the merges you will evaluate (adds mp-IRT, gmp-IRT)")
+    tbuild.add_argument("--out", type=Path, default=None, help="folder to write into (default: the user task folder)")
+    tbuild.add_argument("--force", action="store_true", help="replace an existing YAML of that name")
+    tbuild.set_defaults(func=_tasks_build)
 
     plugins = sub.add_parser("plugins", help="list the registered plugins (built-in and third-party)")
     plugins.set_defaults(func=_plugins)

@@ -14,6 +14,18 @@ from .errors import UserError
 ESTIMATE_ORDER = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
 
 
+def responses_for_bundle(bundle, paths):
+    from .bundle_responses import responses_for_bundle as load
+
+    return load(bundle, paths)
+
+
+def endpoint_abilities(bundle, paths):
+    from .bundle_responses import endpoint_abilities as fit
+
+    return fit(bundle, paths)
+
+
 def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
     if any(out.resolve() == p.resolve() for p in inputs if p.exists()):
         raise UserError(f"--out {out}: would overwrite an input; choose another file")
@@ -72,38 +84,13 @@ def run_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _bundle_responses(bundle, paths: list[Path]):
-    """Samples of the bundle's task, checked item by item against the bundle's doc hashes."""
-    from .responses import load_responses
-
-    matrix = load_responses(paths, bundle.task, bundle.metric, bundle.filter)
-    known = dict(zip(bundle.doc_ids, bundle.doc_hashes))
-    for doc_id, doc_hash in zip(matrix.doc_ids, matrix.doc_hashes):
-        if doc_id not in known:
-            raise UserError(f"doc_id {doc_id} of {bundle.task} in {', '.join(matrix.sources.values())} is not in "
-                            "the bundle (another dataset?)")
-        if known[doc_id] != doc_hash:
-            raise UserError(f"doc_id {doc_id} of {bundle.task}: the samples ({', '.join(matrix.sources.values())}) "
-                            "and the bundle disagree on the document (another task version or order)")
-    return matrix
-
-
-def _endpoint_theta(bundle, paths: list[Path]) -> tuple[list[str], np.ndarray]:
-    from .irt import fit_ability
-
-    matrix = _bundle_responses(bundle, paths)
-    full = np.full((len(matrix.models), bundle.n_items), np.nan)
-    full[:, bundle.columns(matrix.doc_ids)] = matrix.scores
-    return matrix.models, fit_ability(bundle.items, full)
-
-
 def run_estimate(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .estimation import anchor_scores_of, estimate
 
     bundle = Bundle.load(args.bundle)
     bundle.require_anchors(args.bundle)
-    matrix = _bundle_responses(bundle, args.samples)
+    matrix = responses_for_bundle(bundle, args.samples)
     anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
     keep = ~np.isnan(anchor).all(axis=1)
     for name in np.array(matrix.models)[~keep]:
@@ -113,7 +100,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     ends = None
     end_names: list[str] = []
     if args.endpoints:
-        end_names, theta = _endpoint_theta(bundle, args.endpoints)
+        end_names, theta = endpoint_abilities(bundle, args.endpoints)
         ends = np.repeat(theta[None], int(keep.sum()), axis=0)
     results = estimate(bundle, anchor[keep], ends)
     records = []
@@ -143,7 +130,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     bundle = Bundle.load(args.bundle)
     anchors = bundle.require_anchors(args.bundle)
-    matrix = _bundle_responses(bundle, args.samples)
+    matrix = responses_for_bundle(bundle, args.samples)
     fitted = set(bundle.models)  # training items and calibration (validation) both flatter
     coverage = (~np.isnan(matrix.scores)).sum(axis=1) / bundle.n_items
     rows = [i for i, m in enumerate(matrix.models) if m not in fitted and coverage[i] >= 0.99]
@@ -173,7 +160,7 @@ def run_report(args: argparse.Namespace) -> int:
     if merges:
         known = {**dict(zip(bundle.models, bundle.theta))}
         if args.samples:
-            extra_names, extra_theta = _endpoint_theta(bundle, args.samples)
+            extra_names, extra_theta = endpoint_abilities(bundle, args.samples)
             known.update(zip(extra_names, extra_theta))
         usable = [(k, name) for k, name in merges if all(e in known for e in lineage[name])]
         by_arity: dict[int, list] = {}

@@ -1,0 +1,198 @@
+"""`Merge3Task`: any lm-eval task restricted to a bundle's anchor items, with IRT estimates as metrics.
+
+A merge3 task's YAML names its base task and its bundle; everything else (prompt, few-shot pool,
+filters, metrics) is the base task's own config, loaded here:
+
+    task: merge3_toy_math
+    tag: merge3
+    class: !function merge3_lm_eval_tasks.task.Merge3Task
+    metadata:
+      merge3_base_yaml: /path/to/toy_math.yaml     # or merge3_base_task: arc_challenge (a built-in)
+      merge3_bundle: /path/to/toy_math.anchors.json
+      # optional, for merged models (mp-IRT, gmp-IRT): the endpoints' abilities or their logs
+      merge3_endpoint_theta: [[0.1, -0.3], [0.8, 0.2]]
+      merge3_endpoint_samples: [/logs/expert-math, /logs/expert-lang]
+
+The base metric (e.g. `acc`) is computed on the anchors as usual; `acc_anchor`, `acc_pirt`,
+`acc_gpirt` (and `acc_mpirt`, `acc_gmpirt` with endpoints) are added. Their per-document values
+are (item key, score) pairs, so the estimate does not depend on document order, `--limit` or
+data-parallel ranks. Items are matched to the bundle by lm-eval's own doc_hash, so a dataset of
+another version or order is refused when the task loads.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lm_eval.api.task import ConfigurableTask
+from lm_eval.utils import handle_non_serializable, hash_string
+
+from merge3_plugin.bundle import Bundle
+from merge3_plugin.errors import UserError
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "tasks"
+ESTIMATORS = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
+MERGED_ONLY = ("mpirt", "gmpirt")
+
+
+class Merge3ConfigError(ValueError):
+    """A merge3 task that cannot load: says which task, which file and what to do."""
+
+
+def doc_hash(doc: Any) -> str:
+    """lm-eval's doc_hash (evaluator.py): sha256 of the document as indented JSON."""
+    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
+
+
+def _resolve(path: str, field: str, task: str) -> Path:
+    """Paths in shipped tasks are relative to the shipped folder; users' are absolute."""
+    if path.startswith("zoo:"):  # zoo:<preset>/<file under the zoo>, e.g. zoo:default/tasks/toy_math.yaml
+        from merge3_plugin.zoo.build import cached_zoo_path
+
+        preset, _, rest = path[4:].partition("/")
+        try:
+            return cached_zoo_path(preset) / rest
+        except UserError as err:
+            raise Merge3ConfigError(f"{task}: metadata.{field} = {path!r}: {err}") from None
+    resolved = Path(path).expanduser()
+    return resolved if resolved.is_absolute() else SHIPPED_DIR / resolved
+
+
+def base_config(task: str, metadata: dict) -> dict:
+    """The base task's full config (its YAML with includes resolved), by path or by name."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    if metadata.get("merge3_base_yaml"):
+        path = _resolve(str(metadata["merge3_base_yaml"]), "merge3_base_yaml", task)
+        if not path.is_file():
+            raise Merge3ConfigError(f"{task}: metadata.merge3_base_yaml: no such file {path}")
+        cfg = load_yaml(path, resolve_func=True)
+    elif metadata.get("merge3_base_task"):
+        name = str(metadata["merge3_base_task"])
+        from lm_eval.tasks import TaskManager
+
+        entry = TaskManager().task_index.get(name)  # indexes every built-in task: ~20 s
+        path = getattr(entry, "yaml_path", None) if entry is not None else None
+        if path is None:
+            raise Merge3ConfigError(f"{task}: metadata.merge3_base_task: lm-eval has no task {name!r} "
+                                    "(see `lm_eval ls tasks`), or it is not defined by a YAML file")
+        cfg = load_yaml(path, resolve_func=True)
+    else:
+        raise Merge3ConfigError(f"{task}: metadata needs merge3_base_yaml (a task YAML) or merge3_base_task (a name)")
+    for key in ("tag", "group", "task_list", "class"):
+        cfg.pop(key, None)
+    return cfg
+
+
+class Merge3Task(ConfigurableTask):
+    def __init__(self, data_dir=None, cache_dir=None, download_mode=None, config: dict | None = None):
+        config = dict(config or {})
+        name = str(config.get("task", "merge3 task"))
+        metadata = dict(config.get("metadata") or {})
+        self._merge3_name = name
+        self._bundle = self._load_bundle(name, metadata)
+        merged = {**base_config(name, metadata), "task": name, "metadata": {**metadata}}
+        merged["metadata"].setdefault("version", self._bundle.task_version or 1.0)
+        self._endpoint_theta = self._endpoints(name, metadata)
+        self._key_of_hash: dict[str, int] = {}
+        super().__init__(data_dir=data_dir, cache_dir=cache_dir, download_mode=download_mode, config=merged)
+        metric = self._bundle.metric
+        if metric not in self._metric_fn_list:
+            raise Merge3ConfigError(f"{name}: the bundle models metric {metric!r}, which the base task does not "
+                                    f"compute (it has {', '.join(self._metric_fn_list) or 'none'})")
+        for estimator in self._estimators():
+            key = f"{metric}_{estimator}"
+            self._aggregation_list[key] = functools.partial(_aggregate, self._bundle, estimator,
+                                                            self._endpoint_theta)
+            self._higher_is_better[key] = True
+
+    # -- set-up ----------------------------------------------------------------------------------
+    @staticmethod
+    def _load_bundle(name: str, metadata: dict) -> Bundle:
+        if not metadata.get("merge3_bundle"):
+            raise Merge3ConfigError(f"{name}: metadata.merge3_bundle is missing (a bundle from `merge3 extract`)")
+        path = _resolve(str(metadata["merge3_bundle"]), "merge3_bundle", name)
+        try:
+            bundle = Bundle.load(path)
+            bundle.require_anchors(path)
+        except UserError as err:
+            raise Merge3ConfigError(f"{name}: metadata.merge3_bundle: {err}") from None
+        return bundle
+
+    def _endpoints(self, name: str, metadata: dict) -> np.ndarray | None:
+        theta = metadata.get("merge3_endpoint_theta")
+        samples = metadata.get("merge3_endpoint_samples")
+        if theta is not None:
+            arr = np.asarray(theta, dtype=np.float64)
+            if arr.ndim != 2 or arr.shape[1] != self._bundle.dims or arr.shape[0] < 1:
+                raise Merge3ConfigError(f"{name}: metadata.merge3_endpoint_theta must be a list of abilities, each "
+                                        f"of {self._bundle.dims} numbers (the bundle's d)")
+            return arr
+        if samples:
+            from merge3_plugin.bundle_responses import endpoint_abilities
+
+            try:
+                return endpoint_abilities(self._bundle, [Path(p) for p in samples])[1]
+            except UserError as err:
+                raise Merge3ConfigError(f"{name}: metadata.merge3_endpoint_samples: {err}") from None
+        return None
+
+    def _estimators(self) -> list[str]:
+        return [e for e in ESTIMATORS if self._endpoint_theta is not None or e not in MERGED_ONLY]
+
+    # -- lm-eval hooks ---------------------------------------------------------------------------
+    @property
+    def eval_docs(self):
+        docs = getattr(self, "_merge3_docs", None)
+        if docs is None:
+            docs = self._merge3_docs = self._anchor_docs(super().eval_docs)
+        return docs
+
+    def _anchor_docs(self, docs):
+        bundle, name = self._bundle, self._merge3_name
+        anchors = bundle.anchors
+        n_docs = len(docs)
+        outside = [d for d in anchors.doc_ids if d >= n_docs]
+        if outside:
+            raise Merge3ConfigError(f"{name}: anchors {outside[:5]} lie outside the dataset ({n_docs} documents); "
+                                    "the bundle belongs to another dataset")
+        if n_docs != bundle.n_items:
+            raise Merge3ConfigError(f"{name}: the dataset has {n_docs} documents, the bundle {bundle.n_items} items: "
+                                    "another version of the task")
+        expected = dict(zip(bundle.doc_ids, bundle.doc_hashes, strict=True))
+        for doc_id in anchors.doc_ids:
+            found = doc_hash(docs[doc_id])
+            if found != expected[doc_id]:
+                raise Merge3ConfigError(f"{name}: document {doc_id} differs from the one the bundle was fit on "
+                                        "(another task version or document order); refit the bundle")
+            self._key_of_hash.setdefault(found, doc_id)
+        subset = docs.select(anchors.doc_ids) if hasattr(docs, "select") else [docs[i] for i in anchors.doc_ids]
+        return subset
+
+    def process_results(self, doc, results):
+        out = super().process_results(doc, results)
+        metric = self._bundle.metric
+        if metric in out:
+            key = self._key_of_hash.get(doc_hash(doc))
+            for estimator in self._estimators():
+                out[f"{metric}_{estimator}"] = (key, float(out[metric]))
+        return out
+
+
+def _aggregate(bundle: Bundle, estimator: str, endpoint_theta: np.ndarray | None, items: list) -> float:
+    """(item key, score) pairs -> one estimate; order, duplicates across ranks and --limit do not matter."""
+    from merge3_plugin.estimation import estimate
+
+    scores: dict[int, list[float]] = {}
+    for key, score in items:
+        if key is not None:
+            scores.setdefault(int(key), []).append(float(score))
+    row = np.array([[np.mean(scores[d]) if d in scores else np.nan for d in bundle.anchors.doc_ids]])
+    if np.isnan(row).all():
+        return float("nan")
+    ends = None if endpoint_theta is None else endpoint_theta[None]
+    return float(estimate(bundle, row, ends, names=[estimator])[estimator][0])

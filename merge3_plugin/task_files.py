@@ -1,0 +1,65 @@
+"""merge3 task YAMLs for lm-eval: where they live and how a user's bundle becomes one."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from .bundle import Bundle
+from .errors import UserError
+
+CLASS_REF = "merge3_lm_eval_tasks.task.Merge3Task"
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+def shipped_tasks_dir() -> Path:
+    import merge3_lm_eval_tasks
+
+    return Path(merge3_lm_eval_tasks.__file__).resolve().parent / "tasks"
+
+
+def user_tasks_dir() -> Path:
+    """$MERGE3_TASKS_PATH, or ~/.cache/merge3/tasks: merge3 tasks found without --include_path."""
+    env = os.environ.get("MERGE3_TASKS_PATH")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "merge3" / "tasks"
+
+
+def task_yaml(name: str, bundle_path: Path, base_yaml: Path | None, base_task: str | None,
+              endpoint_samples: list[Path] | None = None) -> str:
+    metadata: dict = {"merge3_bundle": str(bundle_path)}
+    if base_yaml is not None:
+        metadata["merge3_base_yaml"] = str(base_yaml)
+    else:
+        metadata["merge3_base_task"] = base_task
+    if endpoint_samples:
+        metadata["merge3_endpoint_samples"] = [str(p) for p in endpoint_samples]
+    body = yaml.safe_dump({"task": name, "tag": ["merge3"], "metadata": metadata}, sort_keys=False)
+    # lm-eval resolves `!function` tags; safe_dump cannot write one, so the class line is added as text
+    return f"# written by `merge3 tasks build`; see merge3_lm_eval_tasks/task.py\nclass: !function {CLASS_REF}\n{body}"
+
+
+def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, base_task: str | None = None,
+               name: str | None = None, endpoint_samples: list[Path] | None = None, force: bool = False) -> Path:
+    bundle_path = bundle_path.expanduser().resolve()
+    bundle = Bundle.load(bundle_path)
+    bundle.require_anchors(bundle_path)
+    if (base_yaml is None) == (base_task is None):
+        raise UserError("give the base task as --base-yaml PATH (its lm-eval YAML) or --base-task NAME (a built-in)")
+    if base_yaml is not None:
+        base_yaml = base_yaml.expanduser().resolve()
+        if not base_yaml.is_file():
+            raise UserError(f"--base-yaml {base_yaml}: no such file")
+    name = name or f"merge3_{bundle.task}"
+    if not _NAME.match(name) or not name.startswith("merge3_"):
+        raise UserError(f"--name {name!r}: a task name starting with merge3_ (letters, digits, _ . -)")
+    out = out_dir.expanduser() / f"{name}.yaml"
+    if out.exists() and not force:
+        raise UserError(f"{out}: exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples), encoding="utf-8")
+    tmp.replace(out)
+    return out

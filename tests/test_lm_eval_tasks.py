@@ -1,0 +1,136 @@
+"""merge3 tasks inside lm-eval (issue #4, first piece): real lm-eval runs on the micro toy world."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from merge3_plugin.bundle import Bundle
+from merge3_plugin.estimation import estimate
+from merge3_plugin.extraction import extract
+from merge3_plugin.fitting import fit_bundle
+from merge3_plugin.responses import load_responses
+from tests.test_cli import merge3
+
+MERGED = "ta-math0.5-rev1"  # held out of the micro world's fit; its endpoints are below
+ENDPOINTS = ("expert-math", "expert-rev", "base")
+
+
+@pytest.fixture(scope="module")
+def tasks(micro_zoo, tmp_path_factory):
+    """A toy_math bundle (20 anchors) and two merge3 tasks built from it by the CLI."""
+    root = tmp_path_factory.mktemp("merge3-tasks")
+    matrix = load_responses([micro_zoo.responses_dir], "toy_math", "exact_match")
+    bundle = extract(fit_bundle(matrix, dims=2, holdout=["base-s350", MERGED]), 20, "anchor-irt", seed=0)
+    bundle.save(root / "toy_math20.json")
+    base_yaml = micro_zoo.tasks_dir / "toy_math.yaml"
+    built = merge3("tasks", "build", "--bundle", str(root / "toy_math20.json"), "--base-yaml", str(base_yaml),
+                   "--out", str(root / "tasks"))
+    assert built.returncode == 0, built.stderr
+    merged = merge3("tasks", "build", "--bundle", str(root / "toy_math20.json"), "--base-yaml", str(base_yaml),
+                    "--name", "merge3_toy_math_merged", "--out", str(root / "tasks"), "--endpoint-samples",
+                    *[str(micro_zoo.responses_dir / e) for e in ENDPOINTS])
+    assert merged.returncode == 0, merged.stderr
+    return root, bundle
+
+
+def evaluate(micro_zoo, root, task, model, **kw):
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(root / "tasks"), include_defaults=False)
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={micro_zoo.model_path(model)}",
+                                  tasks=[task], task_manager=manager, batch_size=32, device="cpu", **kw)
+    return out["results"][task]
+
+
+def test_estimates_appear_in_lm_evals_results_and_equal_merge3_estimate(micro_zoo, tasks):
+    root, bundle = tasks
+    results = evaluate(micro_zoo, root, "merge3_toy_math_merged", MERGED)
+    assert results["sample_len"] == 20
+    cli = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples",
+                 str(micro_zoo.responses_dir / MERGED), "--endpoints",
+                 *[str(micro_zoo.responses_dir / e) for e in ENDPOINTS], "--json")
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)[0]["estimates"]
+    assert set(expected) == {"anchor", "pirt", "gpirt", "mpirt", "gmpirt"}
+    for name, value in expected.items():
+        assert results[f"exact_match_{name},none"] == pytest.approx(value, abs=1e-6), name
+    # the base metric is lm-eval's own, on the anchors
+    logged = load_responses([micro_zoo.responses_dir / MERGED], "toy_math", "exact_match")
+    anchor_scores = logged.scores[0, bundle.anchor_columns()]
+    assert results["exact_match,none"] == pytest.approx(anchor_scores.mean())
+
+
+def test_limit_only_drops_anchors_and_order_does_not_matter(micro_zoo, tasks):
+    root, bundle = tasks
+    results = evaluate(micro_zoo, root, "merge3_toy_math", "base-s350", limit=7)
+    assert results["sample_len"] == 7
+    logged = load_responses([micro_zoo.responses_dir / "base-s350"], "toy_math", "exact_match")
+    row = logged.scores[:, bundle.anchor_columns()].copy()
+    row[:, 7:] = np.nan  # --limit 7 runs the first 7 anchors
+    expected = estimate(bundle, row)
+    assert {k.split(",")[0] for k in results if k.startswith("exact_match_") and "stderr" not in k} == {
+        "exact_match_anchor", "exact_match_pirt", "exact_match_gpirt"}
+    for name, value in expected.items():
+        assert results[f"exact_match_{name},none"] == pytest.approx(value[0], abs=1e-6)
+    # the aggregation itself: a shuffled list of (item key, score) pairs gives the same estimate
+    from merge3_lm_eval_tasks.task import _aggregate
+
+    pairs = [(d, float(s)) for d, s in zip(bundle.anchors.doc_ids, logged.scores[0, bundle.anchor_columns()])]
+    shuffled = [pairs[i] for i in np.random.default_rng(0).permutation(len(pairs))]
+    assert _aggregate(bundle, "gpirt", None, pairs) == _aggregate(bundle, "gpirt", None, shuffled)
+
+
+def test_a_broken_or_foreign_bundle_fails_at_task_load(micro_zoo, tasks, tmp_path):
+    from merge3_lm_eval_tasks.task import Merge3ConfigError, Merge3Task
+
+    root, bundle = tasks
+    base_yaml = str(micro_zoo.tasks_dir / "toy_math.yaml")
+
+    def load(metadata):
+        return Merge3Task(config={"task": "merge3_x", "metadata": metadata})
+
+    with pytest.raises(Merge3ConfigError, match="merge3_x: metadata.merge3_bundle: .*no such bundle"):
+        load({"merge3_bundle": str(tmp_path / "none.json"), "merge3_base_yaml": base_yaml})
+    with pytest.raises(Merge3ConfigError, match="merge3_base_yaml: no such file"):
+        load({"merge3_bundle": str(root / "toy_math20.json"), "merge3_base_yaml": str(tmp_path / "x.yaml")})
+    # a bundle of another task (same size, other documents) is caught by lm-eval's own doc hash
+    lang = load_responses([micro_zoo.responses_dir], "toy_lang", "exact_match")
+    extract(fit_bundle(lang, dims=1), 10, "random").save(tmp_path / "lang.json")
+    with pytest.raises(Merge3ConfigError, match="differs from the one the bundle was fit on"):
+        load({"merge3_bundle": str(tmp_path / "lang.json"), "merge3_base_yaml": base_yaml})
+    unanchored = tmp_path / "fit.json"
+    fit_bundle(lang, dims=1).save(unanchored)
+    with pytest.raises(Merge3ConfigError, match="no anchors yet"):
+        load({"merge3_bundle": str(unanchored), "merge3_base_yaml": base_yaml})
+
+
+def test_tasks_build_refuses_bad_names_and_overwrites(tasks, micro_zoo):
+    root, _ = tasks
+    args = ["tasks", "build", "--bundle", str(root / "toy_math20.json"), "--out", str(root / "tasks")]
+    base = ["--base-yaml", str(micro_zoo.tasks_dir / "toy_math.yaml")]
+    for extra, message in ((base, "exists; pass --force"), (base + ["--name", "arc_easy"], "starting with merge3_"),
+                           ([], "--base-yaml PATH"), (base + ["--base-task", "x"], "--base-yaml PATH")):
+        run = merge3(*args, *extra)
+        assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
+    assert merge3("tasks", "path").stdout.strip().endswith("tasks")
+
+
+@pytest.mark.slow
+def test_lm_eval_cli_runs_merge3_tasks_by_glob(micro_zoo, tasks, tmp_path):
+    root, _ = tasks
+    run = subprocess.run([sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args",
+                          f"pretrained={micro_zoo.model_path('variant1')}", "--include_path", str(root / "tasks"),
+                          "--tasks", "merge3_*", "--batch_size", "32", "--device", "cpu", "--output_path",
+                          str(tmp_path / "out"), "--log_samples"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
+    assert {"merge3_toy_math", "merge3_toy_math_merged"} <= set(results)
+    assert "exact_match_gpirt,none" in results["merge3_toy_math"]
+    assert "exact_match_gmpirt,none" in results["merge3_toy_math_merged"]
+    assert "exact_match_gpirt" in run.stdout  # lm-eval's printed table

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,7 +57,7 @@ class Bundle:
     models: list[str]  # the fit population: train and validation models
     splits: list[str]  # per model: "train" (item fit) or "validation" (calibration)
     theta: np.ndarray  # models x d abilities
-    scores: np.ndarray  # models x items, NaN missing
+    scores: np.ndarray | None  # models x items, NaN missing; None in a slim bundle (estimation only)
     lineage: dict[str, list[str]] = field(default_factory=dict)  # merged model -> its endpoints
     diagnostics: dict[str, Any] = field(default_factory=dict)
     anchors: Anchors | None = None
@@ -100,18 +101,28 @@ class Bundle:
     def with_anchors(self, anchors: Anchors) -> "Bundle":
         return replace(self, anchors=anchors)
 
+    def slim(self) -> "Bundle":
+        """Without the population's responses: enough to estimate, not to extract again (small files)."""
+        return replace(self, scores=None)
+
+    def require_scores(self, path: Path | str | None = None) -> np.ndarray:
+        if self.scores is None:
+            where = f"{path}: " if path else ""
+            raise UserError(f"{where}a slim bundle (no population responses); use the bundle from `merge3 fit`")
+        return self.scores
+
     # -- files -----------------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         data = self.to_json()
         sibling = path.with_suffix(".npz")
-        if self.scores.size > NPZ_THRESHOLD:
+        if self.scores is not None and self.scores.size > NPZ_THRESHOLD:
             tmp = sibling.with_name(sibling.name + ".tmp.npz")
             np.savez_compressed(tmp, scores=self.scores)
             tmp.replace(sibling)
             data["population"]["scores"] = {"npz": sibling.name, "sha256": _sha256(sibling)}
-        _atomic_write(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+        _atomic_write(path, _compact_arrays(json.dumps(data, indent=1, allow_nan=False)) + "\n")
         return path
 
     def to_json(self) -> dict[str, Any]:
@@ -130,7 +141,8 @@ class Bundle:
             "irt": {"model": "2pl", "backend": self.backend, "dims": self.dims,
                     "alpha": _floats(self.items.alpha), "beta": _floats(self.items.beta)},
             "population": {"models": list(self.models), "splits": list(self.splits),
-                           "theta": _floats(self.theta), "scores": _floats(self.scores),
+                           "theta": _floats(self.theta),
+                           "scores": None if self.scores is None else _floats(self.scores),
                            "lineage": self.lineage},
             "diagnostics": self.diagnostics,
             "anchors": anchors,
@@ -223,15 +235,16 @@ def _parse(path: Path, data: Any) -> Bundle:
     if len(splits) != m or any(s not in SPLITS for s in splits):
         raise r.fail("population.splits", f"must be {m} entries, each one of {SPLITS}")
     theta = r.array(r.get(pop, "population", "theta", list), "population.theta", (m, dims))
-    raw_scores = r.get(pop, "population", "scores", (list, dict))
-    if isinstance(raw_scores, dict):
+    raw_scores = r.get(pop, "population", "scores", (list, dict), optional=True)
+    if raw_scores is None:
+        scores = None
+    elif isinstance(raw_scores, dict):
         scores = _load_npz(r, path, raw_scores)
         if scores.shape != (m, n):
             raise r.fail("population.scores", f"in the .npz has shape {scores.shape}, expected {(m, n)}")
     else:
         scores = r.array(raw_scores, "population.scores", (m, n), allow_nan=True)
-    seen = ~np.isnan(scores)
-    if np.any((scores[seen] < 0) | (scores[seen] > 1)):
+    if scores is not None and np.any((scores[~np.isnan(scores)] < 0) | (scores[~np.isnan(scores)] > 1)):
         raise r.fail("population.scores", "must hold scores in [0, 1] or null")
     lineage = pop.get("lineage") or {}
     if not isinstance(lineage, dict) or not all(
@@ -305,6 +318,14 @@ def _floats(arr: np.ndarray) -> list:
     if arr.ndim == 1:
         return [None if math.isnan(x) else x for x in arr.tolist()]
     return [_floats(row) for row in arr]
+
+
+_NUMBER_LIST = re.compile(r"\[\s*((?:-?[0-9.eE+-]+|null)(?:,\s*(?:-?[0-9.eE+-]+|null))*)\s*\]")
+
+
+def _compact_arrays(text: str) -> str:
+    """One line per innermost list of numbers: a readable file a third the size of fully indented JSON."""
+    return _NUMBER_LIST.sub(lambda m: "[" + re.sub(r"\s+", "", m.group(1)) + "]", text)
 
 
 def _kind_name(kind: type | tuple[type, ...]) -> str:

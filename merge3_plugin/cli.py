@@ -44,6 +44,26 @@ def _tasks_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tasks_hook(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from .task_files import hook_install, hook_remove, hook_target
+
+    if args.action == "install":
+        print(f"installed {hook_install()}: a plain `lm_eval --tasks 'merge3_*'` now finds merge3 tasks")
+    elif args.action == "remove":
+        removed = hook_remove()
+        print(f"removed {removed}" if removed else f"no hook at {hook_target()}")
+    else:
+        off = os.environ.get("MERGE3_LM_EVAL_HOOK", "1").lower() in ("0", "false", "no", "off")
+        active = any(type(f).__name__ in ("Merge3LmEvalHook", "_Finder") for f in sys.meta_path)
+        print(f"hook file: {hook_target()} ({'present' if hook_target().exists() else 'absent'}); "
+              f"active in this interpreter: {'yes' if active else 'no'}"
+              + ("; turned off by MERGE3_LM_EVAL_HOOK" if off else ""))
+    return 0
+
+
 def _plugins(args: argparse.Namespace) -> int:
     from .plugins import KINDS, plugin_manager, registry
 
@@ -112,6 +132,13 @@ def build_parser() -> argparse.ArgumentParser:
     tbuild.add_argument("--out", type=Path, default=None, help="folder to write into (default: the user task folder)")
     tbuild.add_argument("--force", action="store_true", help="replace an existing YAML of that name")
     tbuild.set_defaults(func=_tasks_build)
+    thook = tasks_sub.add_parser(
+        "hook", help="the start-up hook that lets a plain `lm_eval --tasks 'merge3_*'` find merge3 tasks",
+        description=("A wheel install ships merge3-lm-eval.pth, which wraps lm-eval's TaskManager lazily (only when "
+                     "lm-eval is imported) to add the shipped tasks and the user task folder. Editable installs "
+                     "cannot ship .pth files: run `merge3 tasks hook install` once. MERGE3_LM_EVAL_HOOK=0 turns it off."))
+    thook.add_argument("action", choices=("install", "remove", "status"), nargs="?", default="status")
+    thook.set_defaults(func=_tasks_hook)
 
     plugins = sub.add_parser("plugins", help="list the registered plugins (built-in and third-party)")
     plugins.set_defaults(func=_plugins)

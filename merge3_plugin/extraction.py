@@ -15,6 +15,7 @@ def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0
 
     if not 1 <= size <= bundle.n_items:
         raise UserError(f"--size: {size} anchors asked of {bundle.task}, which has {bundle.n_items} items")
+    bundle.require_scores()
     extractor = lookup("extractor", method)
     positions, weights = extractor(bundle, size, np.random.default_rng(seed))
     positions = np.asarray(positions, dtype=int)

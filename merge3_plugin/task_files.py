@@ -63,3 +63,36 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     tmp.write_text(task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples), encoding="utf-8")
     tmp.replace(out)
     return out
+
+
+PTH_NAME = "merge3-lm-eval.pth"
+
+
+def hook_target() -> Path:
+    import sysconfig
+
+    return Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
+
+
+def hook_install() -> Path:
+    """Put the start-up hook where Python reads .pth files. A wheel install does this by itself; an
+    editable install (`pip install -e .`) cannot ship a .pth file, so developers run this once."""
+    target = hook_target()
+    source = Path(__file__).resolve().parents[1] / "lm_eval_tasks" / PTH_NAME
+    if not source.is_file():  # installed from a wheel: the package folder has it
+        import merge3_lm_eval_tasks
+
+        source = Path(merge3_lm_eval_tasks.__file__).resolve().parent / PTH_NAME
+    try:
+        target.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    except OSError as err:
+        raise UserError(f"cannot write {target}: {err.strerror}") from None
+    return target
+
+
+def hook_remove() -> Path | None:
+    target = hook_target()
+    if target.exists():
+        target.unlink()
+        return target
+    return None

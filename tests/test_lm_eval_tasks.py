@@ -9,7 +9,6 @@ import sys
 import numpy as np
 import pytest
 
-from merge3_plugin.bundle import Bundle
 from merge3_plugin.estimation import estimate
 from merge3_plugin.extraction import extract
 from merge3_plugin.fitting import fit_bundle

@@ -3,8 +3,8 @@
 `merge3-lm-eval.pth`, installed beside the packages, puts a tiny finder on `sys.meta_path` when
 Python starts, defined inline so that nothing is imported then (not even this module). When
 `lm_eval.tasks` is imported, and only then, the finder calls `find_spec` below, which wraps
-`TaskManager.__init__` so that the shipped merge3 tasks and the user task folder
-($MERGE3_TASKS_PATH or ~/.cache/merge3/tasks) join its include paths. Only for task managers that
+`TaskManager.__init__` so that the shipped merge3 toy tasks (once the toy world is built) and the
+user task folder ($MERGE3_TASKS_PATH or ~/.cache/merge3/tasks) join its include paths. Only for task managers that
 include lm-eval's defaults: one built with `include_defaults=False` gets exactly what it asked for.
 
 - `MERGE3_LM_EVAL_HOOK=0` turns it off.
@@ -19,9 +19,14 @@ _TARGET = "lm_eval.tasks"
 
 
 def task_dirs():
-    """Folders to add: the shipped tasks, and the user task folder if it exists."""
+    """Folders to add: the shipped toy-world tasks once the default toy world is built (they cannot
+    run before), and the user task folder if it exists. The benchmark configs (configs/) are
+    templates, added only on request: `--include_path $(merge3 tasks path --configs)`."""
+    import glob
+
     here = os.path.dirname(os.path.abspath(__file__))
-    dirs = [os.path.join(here, "tasks")]
+    cache = os.environ.get("MERGE3_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "merge3")
+    dirs = [os.path.join(here, "tasks")] if glob.glob(os.path.join(cache, "zoo", "default-*", "zoo.json")) else []
     user = os.environ.get("MERGE3_TASKS_PATH") or os.path.join(os.path.expanduser("~"), ".cache", "merge3", "tasks")
     if os.path.isdir(user):
         dirs.append(user)

@@ -88,18 +88,67 @@ def base_config(task: str, metadata: dict) -> dict:
     return cfg
 
 
+def _random_anchors(name: str, metadata: dict) -> tuple[int, int] | None:
+    """metadata.merge3_random_anchors {size, seed}: seeded random anchors for a task with no bundle yet."""
+    spec = metadata.get("merge3_random_anchors")
+    if spec is None:
+        return None
+    if metadata.get("merge3_bundle"):
+        raise Merge3ConfigError(f"{name}: metadata has both merge3_bundle and merge3_random_anchors; keep one")
+    if not isinstance(spec, dict) or not isinstance(spec.get("size"), int) or spec["size"] < 1 \
+            or not isinstance(spec.get("seed", 0), int):
+        raise Merge3ConfigError(f"{name}: metadata.merge3_random_anchors must be {{size: N >= 1, seed: S}}")
+    return spec["size"], spec.get("seed", 0)
+
+
+def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
+    """Validate a merge3 task YAML without loading any dataset: its shape, its bundle, its base task.
+    `known_tasks` (lm-eval's task names) checks merge3_base_task; returns the parsed config."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    try:
+        cfg = load_yaml(path, resolve_func=False)
+    except Exception as err:  # lm-eval drops unparsable YAMLs silently: say it loudly here
+        raise Merge3ConfigError(f"{path}: not a valid task YAML ({err})") from None
+    name = cfg.get("task")
+    if not isinstance(name, str) or not name.startswith("merge3_"):
+        raise Merge3ConfigError(f"{path}: field 'task' must be a name starting with merge3_")
+    if "merge3_lm_eval_tasks.task.Merge3Task" not in str(cfg.get("class", "")):
+        raise Merge3ConfigError(f"{path}: field 'class' must be !function merge3_lm_eval_tasks.task.Merge3Task")
+    tags = cfg.get("tag") or []
+    if any(fnmatch_glob(t) for t in ([tags] if isinstance(tags, str) else tags)):
+        raise Merge3ConfigError(f"{path}: a tag matching merge3_* would be caught by --tasks 'merge3_*'")
+    metadata = cfg.get("metadata") or {}
+    random = _random_anchors(name, metadata)
+    if random is None:
+        Merge3Task._load_bundle(name, metadata)
+    base = metadata.get("merge3_base_task")
+    if base is not None and known_tasks is not None and base not in known_tasks:
+        raise Merge3ConfigError(f"{path}: metadata.merge3_base_task {base!r} is not an lm-eval task here")
+    if base is None and not metadata.get("merge3_base_yaml"):
+        raise Merge3ConfigError(f"{path}: metadata needs merge3_base_task or merge3_base_yaml")
+    return cfg
+
+
+def fnmatch_glob(tag: str) -> bool:
+    return str(tag).startswith("merge3_")
+
+
 class Merge3Task(ConfigurableTask):
     def __init__(self, data_dir=None, cache_dir=None, download_mode=None, config: dict | None = None):
         config = dict(config or {})
         name = str(config.get("task", "merge3 task"))
         metadata = dict(config.get("metadata") or {})
         self._merge3_name = name
-        self._bundle = self._load_bundle(name, metadata)
+        self._random = _random_anchors(name, metadata)
+        self._bundle = None if self._random else self._load_bundle(name, metadata)
         merged = {**base_config(name, metadata), "task": name, "metadata": {**metadata}}
-        merged["metadata"].setdefault("version", self._bundle.task_version or 1.0)
-        self._endpoint_theta = self._endpoints(name, metadata)
+        merged["metadata"].setdefault("version", 1.0 if self._bundle is None else self._bundle.task_version or 1.0)
+        self._endpoint_theta = None if self._bundle is None else self._endpoints(name, metadata)
         self._key_of_hash: dict[str, int] = {}
         super().__init__(data_dir=data_dir, cache_dir=cache_dir, download_mode=download_mode, config=merged)
+        if self._bundle is None:  # random anchors, no IRT yet: the base metrics are the plain anchor means
+            return
         metric = self._bundle.metric
         if metric not in self._metric_fn_list:
             raise Merge3ConfigError(f"{name}: the bundle models metric {metric!r}, which the base task does not "
@@ -142,6 +191,8 @@ class Merge3Task(ConfigurableTask):
         return None
 
     def _estimators(self) -> list[str]:
+        if self._bundle is None:
+            return []
         return [e for e in ESTIMATORS if self._endpoint_theta is not None or e not in MERGED_ONLY]
 
     # -- lm-eval hooks ---------------------------------------------------------------------------
@@ -153,6 +204,11 @@ class Merge3Task(ConfigurableTask):
         return docs
 
     def _anchor_docs(self, docs):
+        if self._bundle is None:
+            size, seed = self._random
+            chosen = sorted(np.random.default_rng(seed).choice(len(docs), size=min(size, len(docs)),
+                                                               replace=False).tolist())
+            return docs.select(chosen) if hasattr(docs, "select") else [docs[i] for i in chosen]
         bundle, name = self._bundle, self._merge3_name
         anchors = bundle.anchors
         n_docs = len(docs)
@@ -175,6 +231,8 @@ class Merge3Task(ConfigurableTask):
 
     def process_results(self, doc, results):
         out = super().process_results(doc, results)
+        if self._bundle is None:
+            return out
         metric = self._bundle.metric
         if metric in out:
             key = self._key_of_hash.get(doc_hash(doc))

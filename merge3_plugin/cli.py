@@ -30,7 +30,17 @@ def _zoo_path(args: argparse.Namespace) -> int:
 def _tasks_path(args: argparse.Namespace) -> int:
     from .task_files import shipped_tasks_dir, user_tasks_dir
 
-    print(user_tasks_dir() if args.user else shipped_tasks_dir())
+    from .task_files import configs_dir
+
+    print(user_tasks_dir() if args.user else configs_dir() if args.configs else shipped_tasks_dir())
+    return 0
+
+
+def _tasks_check(args: argparse.Namespace) -> int:
+    from .task_files import check_tasks
+
+    names = check_tasks(args.paths)
+    print(f"{len(names)} merge3 task(s) valid: {', '.join(names)}")
     return 0
 
 
@@ -117,7 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     tpath = tasks_sub.add_parser("path", help="print the folder of the shipped merge3 tasks (for lm_eval --include_path)")
     tpath.add_argument("--user", action="store_true",
                        help="print the user task folder instead ($MERGE3_TASKS_PATH or ~/.cache/merge3/tasks)")
+    tpath.add_argument("--configs", action="store_true",
+                       help="print the folder of ready configs for popular benchmarks (random anchors until you fit)")
     tpath.set_defaults(func=_tasks_path)
+    tcheck = tasks_sub.add_parser("check", help="validate merge3 task YAMLs offline (shape, bundle, base task exists)")
+    tcheck.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="YAML files or folders")
+    tcheck.set_defaults(func=_tasks_check)
     tbuild = tasks_sub.add_parser(
         "build", help="write a merge3 task YAML for a bundle with anchors",
         description=("Writes <out>/merge3_<task>.yaml: the base task (its prompt, few-shot pool, filters and metrics) "

@@ -21,6 +21,31 @@ def shipped_tasks_dir() -> Path:
     return Path(merge3_lm_eval_tasks.__file__).resolve().parent / "tasks"
 
 
+def configs_dir() -> Path:
+    import merge3_lm_eval_tasks
+
+    return Path(merge3_lm_eval_tasks.__file__).resolve().parent / "configs"
+
+
+def check_tasks(paths: list[Path]) -> list[str]:
+    """Validate merge3 task YAMLs (files or folders) offline; returns the task names, raises on the first bad one."""
+    from lm_eval.tasks import TaskManager
+
+    from merge3_lm_eval_tasks.task import Merge3ConfigError, check_task_yaml
+
+    files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*.yaml")))]
+    if not files:
+        raise UserError(f"no task YAML under {', '.join(map(str, paths))}")
+    known = set(TaskManager(include_defaults=True).all_tasks)  # lm-eval's index, no dataset loaded
+    names = []
+    for f in files:
+        try:
+            names.append(check_task_yaml(f, known)["task"])
+        except Merge3ConfigError as err:
+            raise UserError(str(err)) from None
+    return names
+
+
 def user_tasks_dir() -> Path:
     """$MERGE3_TASKS_PATH, or ~/.cache/merge3/tasks: merge3 tasks found without --include_path."""
     env = os.environ.get("MERGE3_TASKS_PATH")

@@ -133,3 +133,39 @@ def test_lm_eval_cli_runs_merge3_tasks_by_glob(micro_zoo, tasks, tmp_path):
     assert "exact_match_gpirt,none" in results["merge3_toy_math"]
     assert "exact_match_gmpirt,none" in results["merge3_toy_math_merged"]
     assert "exact_match_gpirt" in run.stdout  # lm-eval's printed table
+
+
+def test_random_anchor_mode_runs_without_a_bundle(micro_zoo, tmp_path):
+    """The benchmark configs' mode: seeded random anchors, the base metric as the plain anchor mean."""
+    from merge3_lm_eval_tasks.task import Merge3ConfigError, Merge3Task
+
+    folder = tmp_path / "tasks"
+    folder.mkdir()
+    (folder / "merge3_rnd.yaml").write_text(
+        "class: !function merge3_lm_eval_tasks.task.Merge3Task\ntask: merge3_rnd\ntag: [merge3]\nmetadata:\n"
+        f"  merge3_base_yaml: {micro_zoo.tasks_dir / 'toy_math.yaml'}\n  merge3_random_anchors: {{size: 12, seed: 3}}\n")
+    results = evaluate(micro_zoo, tmp_path, "merge3_rnd", "expert-math")
+    chosen = sorted(np.random.default_rng(3).choice(200, 12, replace=False).tolist())
+    logged = load_responses([micro_zoo.responses_dir / "expert-math"], "toy_math", "exact_match")
+    assert results["sample_len"] == 12
+    assert results["exact_match,none"] == pytest.approx(logged.scores[0, chosen].mean())
+    assert not any("gpirt" in k for k in results)
+    with pytest.raises(Merge3ConfigError, match="merge3_random_anchors must be"):
+        Merge3Task(config={"task": "merge3_x", "metadata": {"merge3_random_anchors": {"size": "ten"},
+                                                             "merge3_base_yaml": str(micro_zoo.tasks_dir / "toy_math.yaml")}})
+
+
+def test_benchmark_configs_and_shipped_tasks_validate_offline(tmp_path):
+    from merge3_plugin.task_files import configs_dir, shipped_tasks_dir
+
+    run = merge3("tasks", "check", str(configs_dir()), str(shipped_tasks_dir()))
+    assert run.returncode == 0, run.stderr
+    for name in ("merge3_arc_challenge", "merge3_gsm8k", "merge3_hellaswag", "merge3_m_mmlu_en", "merge3_winogrande",
+                 "merge3_truthfulqa_mc2", "merge3_arc_it", "merge3_m_mmlu_nl", "merge3_mgsm_direct_de",
+                 "merge3_toy_math_l2"):
+        assert name in run.stdout
+    bad = tmp_path / "merge3_bad.yaml"
+    bad.write_text("class: !function merge3_lm_eval_tasks.task.Merge3Task\ntask: merge3_bad\nmetadata:\n"
+                   "  merge3_base_task: no_such_task_anywhere\n  merge3_random_anchors: {size: 5}\n")
+    run = merge3("tasks", "check", str(bad))
+    assert run.returncode == 2 and "no_such_task_anywhere" in run.stderr and str(bad) in run.stderr

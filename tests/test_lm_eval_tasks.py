@@ -103,6 +103,15 @@ def test_a_broken_or_foreign_bundle_fails_at_task_load(micro_zoo, tasks, tmp_pat
     extract(fit_bundle(lang, dims=1), 10, "random").save(tmp_path / "lang.json")
     with pytest.raises(Merge3ConfigError, match="differs from the one the bundle was fit on"):
         load({"merge3_bundle": str(tmp_path / "lang.json"), "merge3_base_yaml": base_yaml})
+    # a bundle of a longer dataset: its anchors point past the end of this one
+    from tests.irt_helpers import synthetic_matrix
+
+    longer, _, _ = synthetic_matrix(12, 400, 1)
+    anchored_long = extract(fit_bundle(longer, dims=1), 30, "stratified")
+    assert max(anchored_long.anchors.doc_ids) >= 200
+    anchored_long.save(tmp_path / "long.json")
+    with pytest.raises(Merge3ConfigError, match=r"lie outside the dataset \(200 documents\)"):
+        load({"merge3_bundle": str(tmp_path / "long.json"), "merge3_base_yaml": base_yaml})
     unanchored = tmp_path / "fit.json"
     fit_bundle(lang, dims=1).save(unanchored)
     with pytest.raises(Merge3ConfigError, match="no anchors yet"):

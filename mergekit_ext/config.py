@@ -1,0 +1,219 @@
+"""The `mergekit-evolve-lite` input: a plain mergekit config plus an `evolve:` section, validated up front.
+
+mergekit silently ignores a misspelled parameter; we do not. Every error names the file and the
+field. The mergekit part is checked by mergekit itself (`MergeConfiguration`), then against the
+merge method's declared parameters (`MergeMethodSpec`), so a new mergekit method works unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from merge3_plugin.errors import UserError
+
+# Known value ranges of mergekit's float parameters; others may take any range the user gives.
+PARAMETER_BOUNDS = {
+    "density": (0.0, 1.0),
+    "t": (0.0, 1.0),
+    "gamma": (0.0, 1.0),
+    "epsilon": (0.0, 0.5),
+    "lambda": (0.0, 10.0),
+    "weight": (-10.0, 10.0),
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FitnessSpec(_Strict):
+    task: str = Field(description="an lm-eval task, usually a merge3_* task")
+    metric: str = Field("acc", description="the task's metric, e.g. acc or exact_match")
+    estimator: str | None = Field("gpirt", description="merge3 estimator (anchor, pirt, gpirt, mpirt, gmpirt), "
+                                                      "or null to use the metric as lm-eval reports it")
+    weight: float = Field(1.0, description="weight when several entries are folded into one objective")
+
+
+class AlgorithmSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")  # everything else goes to the pymoo algorithm as is
+    name: str = "ga"
+
+
+class BudgetSpec(_Strict):
+    evaluations: int | None = Field(None, ge=1)
+    generations: int | None = Field(None, ge=1)
+    time: float | None = Field(None, gt=0, description="seconds")
+
+    @model_validator(mode="after")
+    def _some_limit(self):
+        if self.evaluations is None and self.generations is None and self.time is None:
+            raise ValueError("give at least one of evaluations, generations, time")
+        return self
+
+
+class EvalSpec(BaseModel):
+    model_config = ConfigDict(extra="allow")  # passed through to lm-eval's model
+    device: str = "cpu"
+    batch_size: int = Field(32, ge=1)
+
+
+class EvolveSpec(_Strict):
+    search: dict[str, tuple[float, float]]
+    granularity: Literal["global", "per_layer"] | int = "global"
+    filters: list[str] = Field(default_factory=list)
+    fitness: list[FitnessSpec] = Field(min_length=1)
+    objectives: Literal["single", "multi"] = Field(
+        "single", description="single: fitness entries folded by weight; multi: one objective each")
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
+    budget: BudgetSpec
+    seed: int = 0
+    eval: EvalSpec = Field(default_factory=EvalSpec)
+
+    @field_validator("search")
+    @classmethod
+    def _ranges(cls, search):
+        if not search:
+            raise ValueError("name at least one parameter to search, e.g. {weight: [0.0, 1.0]}")
+        for name, (low, high) in search.items():
+            if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
+                raise ValueError(f"{name}: range [{low}, {high}] must be two finite numbers, low < high")
+        return search
+
+    @field_validator("granularity")
+    @classmethod
+    def _groups(cls, value):
+        if isinstance(value, int) and value < 1:
+            raise ValueError("a number of layer groups must be >= 1")
+        return value
+
+
+class EvolveConfig:
+    """A validated input file: `merge` (the plain mergekit config) and `evolve` (the search)."""
+
+    def __init__(self, path: Path, merge: dict, evolve: EvolveSpec, num_layers: int):
+        self.path = path
+        self.merge = merge
+        self.evolve = evolve
+        self.num_layers = num_layers
+
+    @property
+    def method(self) -> str:
+        return self.merge["merge_method"]
+
+
+def load_config(path: Path | str) -> EvolveConfig:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mergekit config (a mapping) with an evolve: section")
+    if "evolve" not in data:
+        raise UserError(f"{path}: field 'evolve' is missing (what to search: see `mergekit-evolve-lite --help`)")
+    merge = {k: v for k, v in data.items() if k != "evolve"}
+    try:
+        evolve = EvolveSpec.model_validate(data["evolve"])
+    except ValidationError as err:
+        raise UserError(_format(path, "evolve", err)) from None
+    _check_mergekit(path, merge)
+    _check_search(path, merge, evolve)
+    _check_algorithm(path, evolve)
+    return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
+
+
+def _format(path: Path, prefix: str, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        field = ".".join([prefix, *(str(x) for x in e["loc"])])
+        message = e["msg"].replace("Value error, ", "")
+        if e["type"] == "extra_forbidden":
+            message = "is not a known field"
+        lines.append(f"{path}: field '{field}': {message}")
+    return "\n".join(lines)
+
+
+def _check_mergekit(path: Path, merge: dict) -> None:
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge_methods import registry
+
+    try:
+        MergeConfiguration.model_validate(copy.deepcopy(merge))
+    except ValidationError as err:
+        raise UserError(_format(path, "", err).replace("field '.", "field '")) from None
+    method = merge.get("merge_method")
+    try:
+        spec = registry.get(method).spec
+    except RuntimeError:
+        known = ", ".join(sorted(m.spec.name for m in registry.registered_methods()))
+        raise UserError(f"{path}: field 'merge_method': unknown method {method!r}; mergekit has {known}") from None
+    names = {p.name for p in spec.parameters}
+    for where, params in _parameter_blocks(merge):
+        for key in params or {}:
+            if key not in names:
+                raise UserError(f"{path}: field '{where}.{key}': {method} takes no parameter {key!r} "
+                                f"(mergekit would ignore it silently); it takes {', '.join(sorted(names))}")
+    for where, model in _model_paths(merge):
+        if not (Path(model).expanduser() / "config.json").is_file():
+            raise UserError(f"{path}: field '{where}': {model} is not a local model folder (no config.json)")
+
+
+def _parameter_blocks(merge: dict):
+    yield "parameters", merge.get("parameters")
+    for i, entry in enumerate(merge.get("models") or []):
+        yield f"models[{i}].parameters", entry.get("parameters")
+
+
+def _model_paths(merge: dict):
+    if merge.get("base_model"):
+        yield "base_model", str(merge["base_model"])
+    for i, entry in enumerate(merge.get("models") or []):
+        yield f"models[{i}].model", str(entry["model"])
+
+
+def searchable(method: str) -> dict[str, str]:
+    """The method's float parameters and their scope: 'shared' (one value), else one per model."""
+    from mergekit.merge_methods import registry
+
+    return {p.name: p.scope.value for p in registry.get(method).spec.parameters if p.value_type is float}
+
+
+def _check_search(path: Path, merge: dict, evolve: EvolveSpec) -> None:
+    method = merge["merge_method"]
+    allowed = searchable(method)
+    for name, (low, high) in evolve.search.items():
+        if name not in allowed:
+            raise UserError(f"{path}: field 'evolve.search.{name}': {method} has no number parameter {name!r}; "
+                            f"searchable: {', '.join(sorted(allowed)) or 'none'}")
+        bounds = PARAMETER_BOUNDS.get(name)
+        if bounds and (low < bounds[0] or high > bounds[1]):
+            raise UserError(f"{path}: field 'evolve.search.{name}': range [{low}, {high}] leaves what {name} "
+                            f"allows, [{bounds[0]}, {bounds[1]}]")
+
+
+def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
+    from merge3_plugin.plugins import registry
+
+    available = registry("algorithm")
+    if evolve.algorithm.name not in available:
+        raise UserError(f"{path}: field 'evolve.algorithm.name': unknown algorithm {evolve.algorithm.name!r}; "
+                        f"available: {', '.join(sorted(available))}")
+
+
+def _num_layers(path: Path, merge: dict) -> int:
+    import json
+
+    where, model = next(_model_paths(merge))
+    config = json.loads((Path(model).expanduser() / "config.json").read_text())
+    layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
+    if not isinstance(layers, int):
+        raise UserError(f"{path}: field '{where}': cannot tell the number of layers of {model}")
+    return layers

@@ -1,0 +1,116 @@
+"""mergekit-evolve-lite, first piece (issue #5): the config contract and the genes <-> mergekit config map."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+import yaml
+
+from merge3_plugin.errors import UserError
+from mergekit_ext.config import load_config
+from mergekit_ext.genes import GeneSpace
+
+
+def write(tmp_path, micro_zoo, evolve: str, method: str = "ties", extra_params: str = "") -> str:
+    models = micro_zoo.root / "models"
+    text = textwrap.dedent(f"""\
+        merge_method: {method}
+        base_model: {models / 'base'}
+        models:
+          - model: {models / 'expert-math'}
+            parameters: {{weight: 0.5, density: 0.5{extra_params}}}
+          - model: {models / 'expert-lang'}
+            parameters: {{weight: 0.5, density: 0.5}}
+        dtype: float32
+        """) + textwrap.indent(textwrap.dedent(evolve), "")
+    path = tmp_path / "evolve.yaml"
+    path.write_text(text)
+    return path
+
+
+EVOLVE = """\
+evolve:
+  search:
+    weight: [0.0, 1.0]
+    density: [0.1, 1.0]
+  granularity: 2
+  filters: [self_attn, mlp]
+  fitness:
+    - {task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}
+  algorithm: {name: ga, pop_size: 12}
+  budget: {evaluations: 120}
+"""
+
+
+def test_genes_cover_models_groups_and_parameter_sets(micro_zoo, tmp_path):
+    space = GeneSpace(load_config(write(tmp_path, micro_zoo, EVOLVE)))
+    assert space.dims == 2 * 2 * 2 * 3  # parameters x models x layer groups x (self_attn, mlp, rest)
+    text = space.describe()
+    assert text.startswith("24 genes") and "expert-math.density[self_attn]@1" in text
+    config = space.to_config(np.full(space.dims, 0.5))
+    params = config["models"][0]["parameters"]
+    assert params["weight"] == [{"filter": "self_attn", "value": [0.5, 0.5]}, {"filter": "mlp", "value": [0.5, 0.5]},
+                                {"value": [0.5, 0.5]}]
+    assert params["density"][0]["value"] == [0.55, 0.55]  # 0.1 + 0.5 * (1.0 - 0.1)
+    from mergekit.config import MergeConfiguration
+
+    MergeConfiguration.model_validate(config)  # what mergekit-yaml would read
+
+
+def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_path):
+    """Linear merge, filters self_attn / mlp: genes that give self_attn all to expert-math and mlp all to
+    expert-lang yield exactly those tensors after a real mergekit merge."""
+    import torch
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+    from safetensors.torch import load_file
+
+    evolve = EVOLVE.replace("    density: [0.1, 1.0]\n", "").replace("granularity: 2", "granularity: global")
+    path = write(tmp_path, micro_zoo, evolve, method="linear")
+    text = path.read_text().replace(", density: 0.5", "")
+    path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("base_model")))
+    space = GeneSpace(load_config(path))
+    assert space.dims == 2 * 3
+    # gene order: per model, per filter (self_attn, mlp, rest)
+    x = np.array([1.0, 0.0, 0.5, 0.0, 1.0, 0.5])
+    run_merge(MergeConfiguration.model_validate(space.to_config(x)), str(tmp_path / "out"),
+              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False))
+    merged = load_file(tmp_path / "out" / "model.safetensors")
+    math = load_file(micro_zoo.model_path("expert-math") / "model.safetensors")
+    lang = load_file(micro_zoo.model_path("expert-lang") / "model.safetensors")
+    attn = next(k for k in merged if "self_attn.q_proj" in k)
+    mlp = next(k for k in merged if "mlp.up_proj" in k)
+    assert torch.allclose(merged[attn], math[attn]) and not torch.allclose(merged[attn], lang[attn])
+    assert torch.allclose(merged[mlp], lang[mlp]) and not torch.allclose(merged[mlp], math[mlp])
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda t: t.replace("  search:", "  serch:"), "field 'evolve.serch': is not a known field"),
+    (lambda t: t.replace("density: 0.5}", "densty: 0.5}", 1), "'models[0].parameters.densty': ties takes no parameter"),
+    (lambda t: t.replace("weight: [0.0, 1.0]", "t: [0.0, 1.0]"), "'evolve.search.t': ties has no number parameter"),
+    (lambda t: t.replace("density: [0.1, 1.0]", "density: [0.0, 1.5]"), "leaves what density allows"),
+    (lambda t: t.replace("density: [0.1, 1.0]", "density: [0.9, 0.1]"), "low < high"),
+    (lambda t: t.replace("expert-lang", "expert-nowhere"), "'models[1].model'"),
+    (lambda t: t.replace("name: ga", "name: annealing"), "'evolve.algorithm.name': unknown algorithm 'annealing'"),
+    (lambda t: t.replace("budget: {evaluations: 120}", "budget: {}"), "at least one of evaluations"),
+    (lambda t: t.replace("merge_method: ties", "merge_method: tiez"), "merge_method"),
+    (lambda t: t[:t.index("evolve:")], "field 'evolve' is missing"),
+])
+def test_bad_input_names_the_field(micro_zoo, tmp_path, edit, message):
+    path = write(tmp_path, micro_zoo, EVOLVE)
+    path.write_text(edit(path.read_text()))
+    with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+
+
+def test_shared_parameters_get_one_gene_per_group(micro_zoo, tmp_path):
+    evolve = EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    lambda: [0.5, 1.5]\n")
+    evolve = evolve.replace("granularity: 2", "granularity: per_layer").replace("  filters: [self_attn, mlp]\n", "")
+    space = GeneSpace(load_config(write(tmp_path, micro_zoo, evolve)))
+    assert space.dims == 4  # the micro world's 4 layers, one shared lambda each
+    config = space.to_config(np.linspace(0, 1, 4))
+    assert config["parameters"]["lambda"] == [0.5, pytest.approx(0.833333), pytest.approx(1.166667), 1.5]
+    assert yaml.safe_load(yaml.safe_dump(config)) == config

@@ -74,6 +74,8 @@ class EvolveSpec(_Strict):
     budget: BudgetSpec
     seed: int = 0
     eval: EvalSpec = Field(default_factory=EvalSpec)
+    include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
+    include_defaults: bool = Field(True, description="also index lm-eval's built-in tasks (~20 s once)")
 
     @field_validator("search")
     @classmethod

@@ -1,0 +1,150 @@
+"""Fitness of the live merged model: lm-eval on merge3 tasks, in memory, with tasks built once.
+
+One `HFLM` wraps the one live model for the whole run; the tasks (datasets, anchors, bundles) are
+built once and handed to lm-eval's `evaluate` directly (no task index, no environment report per
+candidate). For the merged-model estimators (mpirt, gmpirt) the endpoints' abilities are measured
+once, on the same anchors, before the search starts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from merge3_plugin.errors import UserError
+
+from .config import EvolveConfig, FitnessSpec
+
+MERGED_ESTIMATORS = ("mpirt", "gmpirt")
+
+
+@dataclass
+class Score:
+    objectives: list[float]  # one per objective, higher is better
+    details: dict  # every reported metric per task
+    seconds: float
+
+
+def _task_config(spec: FitnessSpec, manager) -> dict:
+    """The YAML config of a task by name, as lm-eval's index knows it (for merge3 tasks: our metadata)."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = manager.task_index.get(spec.task)
+    if entry is None or getattr(entry, "yaml_path", None) is None:
+        raise UserError(f"fitness task {spec.task!r}: lm-eval has no such task (see `lm_eval ls tasks`; build one "
+                        "with `merge3 tasks build`)")
+    return load_yaml(entry.yaml_path, resolve_func=True)
+
+
+class Fitness:
+    def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoint_states: dict[str, dict]):
+        from lm_eval.models.huggingface import HFLM
+        from lm_eval.tasks import TaskManager
+
+        self.config = config
+        self.model = model
+        eval_spec = config.evolve.eval
+        extra = eval_spec.model_extra or {}
+        self.lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_spec.batch_size,
+                       device=eval_spec.device, **extra)
+        # the user's tasks: extra folders, lm-eval's own, and (through the start-up hook) merge3's
+        self.manager = TaskManager(include_path=config.evolve.include_path or None,
+                                   include_defaults=config.evolve.include_defaults)
+        self.specs = config.evolve.fitness
+        self.tasks = {}
+        for spec in self.specs:
+            if spec.task in self.tasks:
+                continue
+            raw = _task_config(spec, self.manager)
+            needs_ends = spec.estimator in MERGED_ESTIMATORS
+            if needs_ends:
+                raw = self._with_endpoint_theta(raw, endpoint_states)
+            self.tasks[spec.task] = self._build(raw)
+
+    def _build(self, raw: dict):
+        from lm_eval.tasks import get_task_dict
+
+        if "class" in raw:
+            cls = raw["class"]
+            cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
+            return get_task_dict([cls(config=cfg)], self.manager)
+        return get_task_dict([raw["task"]], self.manager)
+
+    def _with_endpoint_theta(self, raw: dict, endpoint_states: dict[str, dict]) -> dict:
+        """Measure each endpoint's ability once, on the task's anchors, with the live model."""
+        from merge3_lm_eval_tasks.task import Merge3Task
+        from merge3_plugin.irt import fit_ability
+
+        if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+            raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
+        cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
+        plain = Merge3Task(config=cfg)
+        bundle = plain._bundle
+        task_dict = self._build({**raw})
+        thetas = []
+        for name, state in endpoint_states.items():
+            self.model.load_state_dict(state, strict=False)
+            scores = self._anchor_scores(task_dict, plain)
+            full = np.full((1, bundle.n_items), np.nan)
+            full[0, bundle.columns(list(scores))] = list(scores.values())
+            mean, cov = bundle.ability_prior()
+            thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
+        meta = dict(cfg.get("metadata") or {})
+        meta["merge3_endpoint_theta"] = thetas
+        return {**raw, "metadata": meta}
+
+    def _anchor_scores(self, task_dict, plain) -> dict[int, float]:
+        from lm_eval.evaluator import evaluate
+
+        from merge3_lm_eval_tasks.task import doc_hash
+
+        out = evaluate(self.lm, task_dict, log_samples=True, verbosity="ERROR")
+        (samples,) = out["samples"].values()
+        metric = plain._bundle.metric
+        return {plain._key_of_hash[doc_hash(s["doc"])]: float(s[metric]) for s in samples
+                if doc_hash(s["doc"]) in plain._key_of_hash}
+
+    def __call__(self) -> Score:
+        from lm_eval.evaluator import evaluate
+
+        start = time.perf_counter()
+        details = {}
+        for name, task_dict in self.tasks.items():
+            out = evaluate(self.lm, task_dict, log_samples=False, verbosity="ERROR")
+            details[name] = {k: v for k, v in out["results"][name].items()
+                             if isinstance(v, float) and "stderr" not in k}
+        values = []
+        for spec in self.specs:
+            key = f"{spec.metric}_{spec.estimator}" if spec.estimator else spec.metric
+            found = [v for k, v in details[spec.task].items() if k.split(",")[0] == key]
+            if not found:
+                raise UserError(f"fitness: task {spec.task} reports no {key!r}; it reports "
+                                f"{sorted({k.split(',')[0] for k in details[spec.task]})}")
+            values.append(found[0])
+        if self.config.evolve.objectives == "single":
+            weights = np.array([s.weight for s in self.specs])
+            values = [float(np.dot(weights, values) / weights.sum())]
+        return Score(values, details, time.perf_counter() - start)
+
+
+def endpoint_states(config: EvolveConfig) -> dict[str, dict]:
+    """State dicts of the merge's endpoints: its models, and the base of a merge that has one."""
+    from safetensors.torch import load_file
+
+    paths = [str(m["model"]) for m in config.merge.get("models") or []]
+    if config.merge.get("base_model") and str(config.merge["base_model"]) not in paths:
+        paths.append(str(config.merge["base_model"]))
+    states = {}
+    for path in paths:
+        files = sorted(Path(path).expanduser().glob("*.safetensors"))
+        if not files:
+            raise UserError(f"{path}: no .safetensors weights to measure this endpoint's ability")
+        state = {}
+        for f in files:
+            state.update(load_file(f))
+        states[Path(path).name] = state
+    return states

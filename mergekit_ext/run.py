@@ -1,0 +1,150 @@
+"""Run an evolve config to the end: pymoo drives, MergeSearch evaluates, outputs are written as we go.
+
+Outputs in --out: history.jsonl (every candidate), checkpoint.json (after every generation),
+best.yaml (a plain mergekit config), pareto/ (one config per Pareto point, several objectives),
+summary.json, fitness.png (and pareto.png), and with --save-model the best merged model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from .config import EvolveConfig
+from .search import MergeSearch, config_hash
+
+
+def _termination(budget):
+    from pymoo.termination import get_termination
+    from pymoo.termination.collection import TerminationCollection
+
+    parts = []
+    if budget.evaluations:
+        parts.append(get_termination("n_eval", budget.evaluations))
+    if budget.generations:
+        parts.append(get_termination("n_gen", budget.generations))
+    if budget.time:
+        parts.append(get_termination("time", float(budget.time)))
+    return parts[0] if len(parts) == 1 else TerminationCollection(*parts)
+
+
+def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool = False, progress: bool = True) -> dict:
+    from pymoo.core.callback import Callback
+    from pymoo.core.problem import ElementwiseProblem
+    from pymoo.optimize import minimize
+    from tqdm import tqdm
+
+    from merge3_plugin.plugins import lookup
+
+    evolve = config.evolve
+    n_obj = len(evolve.fitness) if evolve.objectives == "multi" else 1
+    total = evolve.budget.evaluations
+    bar = tqdm(total=total, desc="evolve", unit="cand", disable=not progress)
+    best = [-np.inf]
+
+    def tick(objectives):
+        if n_obj == 1:
+            best[0] = max(best[0], objectives[0])
+            bar.set_postfix(best=f"{best[0]:.4f}")
+        bar.update(1)
+
+    search = MergeSearch(config, out, resume=resume, progress=tick)
+
+    class Problem(ElementwiseProblem):
+        def __init__(self):
+            super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
+
+        def _evaluate(self, x, out_, *args, **kwargs):
+            out_["F"] = [-v for v in search.evaluate(x)]  # pymoo minimises
+
+    class Checkpoint(Callback):
+        def notify(self, algorithm):
+            state = {"generation": int(algorithm.n_gen), "evaluations": int(algorithm.evaluator.n_eval),
+                     "evaluated_now": search.evaluated, "replayed": search.replayed,
+                     "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
+            _write_json(out / "checkpoint.json", state)
+
+    options = evolve.algorithm.model_extra or {}
+    algorithm = lookup("algorithm", evolve.algorithm.name)(**options)
+    started = time.time()
+    result = minimize(Problem(), algorithm, _termination(evolve.budget), seed=evolve.seed, callback=Checkpoint(),
+                      verbose=False)
+    bar.close()
+    return _write_outputs(config, search, result, out, started, save_model)
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _write_yaml(path: Path, config: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.replace(path)
+
+
+def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path, started: float, save_model: bool):
+    X = np.atleast_2d(result.X)
+    F = -np.atleast_2d(result.F)
+    best_config = search.space.to_config(X[0])
+    _write_yaml(out / "best.yaml", best_config)
+    if F.shape[1] > 1:
+        (out / "pareto").mkdir(exist_ok=True)
+        for i, x in enumerate(X):
+            _write_yaml(out / "pareto" / f"point{i:03d}.yaml", search.space.to_config(x))
+    records = search.history.order
+    merge_s = [r["merge_seconds"] for r in records]
+    eval_s = [r["eval_seconds"] for r in records]
+    summary = {
+        "config": str(config.path), "genes": search.space.dims, "evaluations": len(records),
+        "evaluated_this_run": search.evaluated, "replayed_from_history": search.replayed,
+        "best_objectives": F[0].tolist(), "best_config_hash": config_hash(best_config),
+        "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
+        "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
+        "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
+    }
+    _write_json(out / "summary.json", summary)
+    _plots(records, F, out)
+    if save_model:
+        model, merger, _ = search._engine_parts()
+        merger.merge_into(model, best_config)
+        model.save_pretrained(out / "best_model")
+    return summary
+
+
+def _plots(records: list[dict], front: np.ndarray, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not records:
+        return
+    values = np.array([r["objectives"] for r in records])
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
+    for j in range(values.shape[1]):
+        ax.plot(values[:, j], ".", alpha=0.35, label=f"objective {j} (each candidate)")
+        ax.plot(np.maximum.accumulate(values[:, j]), "-", label=f"objective {j}: best so far")
+    ax.set_xlabel("evaluation")
+    ax.set_ylabel("fitness (estimated accuracy)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "fitness.png")
+    plt.close(fig)
+    if values.shape[1] >= 2:
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+        ax.plot(values[:, 0], values[:, 1], ".", alpha=0.4, label="candidates")
+        ax.plot(front[:, 0], front[:, 1], "o", label="Pareto front")
+        ax.set_xlabel("objective 0")
+        ax.set_ylabel("objective 1")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "pareto.png")
+        plt.close(fig)

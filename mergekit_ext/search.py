@@ -1,0 +1,105 @@
+"""The search: a pymoo Problem over genes, merged in memory, scored by Fitness; resumable by replay.
+
+Every evaluated candidate is appended to history.jsonl at once (config hash, genes, objectives,
+details, merge and eval seconds). `--resume` replays the run from the start with the same seed,
+answering candidates already in the history from it (no merge, no evaluation): the algorithm makes
+the same decisions, so the result equals an uninterrupted run's. No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from merge3_plugin.errors import UserError
+
+from .config import EvolveConfig
+from .genes import GeneSpace
+
+
+def config_hash(config: dict) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class History:
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.records: dict[str, dict] = {}
+        self.order: list[dict] = []
+        if path.exists():
+            if not resume:
+                raise UserError(f"{path.parent}: holds a run already; pass --resume to continue it, or choose "
+                                "another --out")
+            for line_no, line in enumerate(path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError:
+                    if line_no == len(path.read_text().splitlines()):
+                        break  # a line cut short by the interruption: evaluated again
+                    raise UserError(f"{path}:{line_no}: not valid JSON; the history is damaged") from None
+                self.records[record["config_hash"]] = record
+                self.order.append(record)
+
+    def add(self, record: dict) -> None:
+        self.records[record["config_hash"]] = record
+        self.order.append(record)
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record) + "\n")
+            f.flush()
+
+
+class MergeSearch:
+    def __init__(self, config: EvolveConfig, out: Path, resume: bool = False, progress=None):
+        self.config = config
+        self.space = GeneSpace(config)
+        self.out = out
+        out.mkdir(parents=True, exist_ok=True)
+        self.history = History(out / "history.jsonl", resume)
+        self.progress = progress
+        self.replayed = 0
+        self.evaluated = 0
+        self._engine = None
+
+    def _engine_parts(self):
+        if self._engine is None:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            from .fitness import Fitness, endpoint_states
+            from .inmemory import InMemoryMerger
+
+            merge = self.config.merge
+            first = str(merge.get("base_model") or merge["models"][0]["model"])
+            model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
+            tokenizer = AutoTokenizer.from_pretrained(first)
+            merger = InMemoryMerger(merge, device=self.config.evolve.eval.device)
+            needs = any(s.estimator in ("mpirt", "gmpirt") for s in self.config.evolve.fitness)
+            fitness = Fitness(self.config, model, tokenizer, endpoint_states(self.config) if needs else {})
+            self._engine = (model, merger, fitness)
+        return self._engine
+
+    def evaluate(self, x: np.ndarray) -> list[float]:
+        candidate = self.space.to_config(x)
+        key = config_hash(candidate)
+        if key in self.history.records:
+            self.replayed += 1
+            objectives = self.history.records[key]["objectives"]
+        else:
+            model, merger, fitness = self._engine_parts()
+            merge_seconds = merger.merge_into(model, candidate)
+            score = fitness()
+            objectives = score.objectives
+            self.history.add({"n": len(self.history.order), "config_hash": key, "genes": [float(v) for v in x],
+                              "objectives": objectives, "details": score.details,
+                              "merge_seconds": round(merge_seconds, 4), "eval_seconds": round(score.seconds, 4),
+                              "time": time.time()})
+            self.evaluated += 1
+        if self.progress is not None:
+            self.progress(objectives)
+        return objectives

@@ -1,0 +1,90 @@
+"""mergekit-evolve-lite end to end on the micro toy world (issue #5): outputs, resume, in-memory = on disk."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import yaml
+
+
+@pytest.fixture(scope="module")
+def setup(micro_zoo, tmp_path_factory):
+    """merge3 toy tasks fit on the micro world (20 anchors) and an evolve config around a TA merge."""
+    from merge3_lm_eval_tasks.toy import regenerate
+
+    root = tmp_path_factory.mktemp("evolve")
+    regenerate(root / "tasks", size=20, preset="micro")
+    models = micro_zoo.root / "models"
+    config = root / "evolve.yaml"
+    config.write_text(textwrap.dedent(f"""\
+        merge_method: task_arithmetic
+        base_model: {models / 'base'}
+        models:
+          - model: {models / 'expert-math'}
+            parameters: {{weight: 0.5}}
+          - model: {models / 'expert-lang'}
+            parameters: {{weight: 0.5}}
+        dtype: float32
+        evolve:
+          search:
+            weight: [0.0, 1.5]
+          granularity: 2
+          fitness:
+            - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}}
+          algorithm: {{name: ga, pop_size: 6}}
+          budget: {{evaluations: 12}}
+          seed: 0
+          include_path: [{root / 'tasks'}]
+          include_defaults: false
+        """))
+    return root, config
+
+
+def evolve(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mergekit_ext.cli", *map(str, args), "--quiet"], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_a_run_writes_its_outputs_and_resume_replays_to_the_same_result(setup, tmp_path):
+    root, config = setup
+    full = evolve(config, "--out", tmp_path / "full")
+    assert full.returncode == 0, full.stderr[-3000:]
+    summary = json.loads((tmp_path / "full" / "summary.json").read_text())
+    assert summary["evaluations"] == 12 and summary["genes"] == 4
+    assert 0 < summary["best_objectives"][0] <= 1
+    history = [json.loads(line) for line in (tmp_path / "full" / "history.jsonl").read_text().splitlines()]
+    assert len(history) == 12 and all(0 <= r["objectives"][0] <= 1 for r in history)
+    assert {"merge_seconds", "eval_seconds", "config_hash", "genes", "details"} <= set(history[0])
+    assert max(r["objectives"][0] for r in history) == summary["best_objectives"][0]
+    for name in ("best.yaml", "checkpoint.json", "fitness.png"):
+        assert (tmp_path / "full" / name).exists()
+    best = yaml.safe_load((tmp_path / "full" / "best.yaml").read_text())
+    assert best["merge_method"] == "task_arithmetic" and "evolve" not in best
+
+    # interrupted after 7 candidates (the 8th line cut short), then resumed
+    (tmp_path / "cut").mkdir()
+    lines = (tmp_path / "full" / "history.jsonl").read_text().splitlines()
+    (tmp_path / "cut" / "history.jsonl").write_text("\n".join(lines[:7]) + "\n" + lines[7][:40])
+    refused = evolve(config, "--out", tmp_path / "cut")
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+    resumed = evolve(config, "--out", tmp_path / "cut", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert again["replayed_from_history"] >= 7 and again["evaluated_this_run"] <= 5
+    assert again["best_objectives"] == summary["best_objectives"]
+    assert again["best_config_hash"] == summary["best_config_hash"]
+
+
+def test_dry_run_lists_genes_and_bad_input_exits_2(setup, tmp_path):
+    root, config = setup
+    dry = evolve(config, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("4 genes") and "expert-lang.weight@1" in dry.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(config.read_text().replace("weight: [0.0, 1.5]", "wieght: [0.0, 1.5]"))
+    run = evolve(bad, "--out", tmp_path / "o")
+    assert run.returncode == 2 and "evolve.search.wieght" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "o").exists()

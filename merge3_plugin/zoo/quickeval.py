@@ -48,3 +48,17 @@ def multiple_choice(model, codec: CharCodec, items: list[Item], choices: list[li
             totals.append(float(logp[r, len(p) - 1 : len(s) - 1].gather(-1, tgt[:, None]).sum()))
         scores.append(int(max(range(len(opts)), key=totals.__getitem__) == label))
     return scores
+
+
+def score_model(model, zoo, task: str) -> float:
+    """Accuracy of a live model on all test items of a toy task (equal to lm-eval's, see the zoo tests)."""
+    import json
+
+    docs = [json.loads(line) for line in (zoo.tasks_dir / task / "test.jsonl").read_text().splitlines()]
+    items = [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
+    codec = CharCodec()
+    if "choices" in docs[0]:
+        scores = multiple_choice(model, codec, items, [d["choices"] for d in docs], [d["label"] for d in docs])
+    else:
+        scores = exact_match(model, codec, items)
+    return sum(scores) / len(scores)

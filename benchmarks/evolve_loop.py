@@ -1,0 +1,99 @@
+"""Benchmark: one candidate of an evolutionary merge, in memory (mergekit-evolve-lite) vs the usual way.
+
+    python benchmarks/evolve_loop.py [--candidates 3]
+
+The usual way (Mergenetic, most scripts): `mergekit-yaml` writes the merge to disk, then the
+`lm_eval` CLI scores it. Ours: mergekit's planner merges into a live model, lm-eval's `evaluate`
+scores it with tasks built once. Same candidates, same merge3 task (micro toy world, 20 anchors),
+side by side in one run; prints per-candidate seconds and the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--candidates", type=int, default=3)
+    args = parser.parse_args()
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from merge3_lm_eval_tasks.toy import regenerate
+    from merge3_plugin.zoo.build import build_zoo
+    from mergekit_ext.config import load_config
+    from mergekit_ext.fitness import Fitness, endpoint_states
+    from mergekit_ext.genes import GeneSpace
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    zoo = build_zoo("micro", progress=False).zoo
+    work = Path(tempfile.mkdtemp(prefix="merge3-evolve-bench-"))
+    regenerate(work / "tasks", size=20, preset="micro")
+    models = zoo.root / "models"
+    config_path = work / "evolve.yaml"
+    config_path.write_text(yaml.safe_dump({
+        "merge_method": "task_arithmetic", "base_model": str(models / "base"), "dtype": "float32",
+        "models": [{"model": str(models / "expert-math"), "parameters": {"weight": 0.5}},
+                   {"model": str(models / "expert-lang"), "parameters": {"weight": 0.5}}],
+        "evolve": {"search": {"weight": [0.0, 1.5]}, "granularity": 2,
+                   "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
+                   "budget": {"evaluations": 10}, "include_path": [str(work / "tasks")], "include_defaults": False}}))
+    config = load_config(config_path)
+    space = GeneSpace(config)
+    rng = np.random.default_rng(0)
+    candidates = [space.to_config(rng.random(space.dims)) for _ in range(args.candidates)]
+
+    start = time.perf_counter()
+    model = AutoModelForCausalLM.from_pretrained(models / "base", dtype=torch.float32)
+    merger = InMemoryMerger(config.merge)
+    fitness = Fitness(config, model, AutoTokenizer.from_pretrained(models / "base"), endpoint_states(config))
+    setup = time.perf_counter() - start
+    ours = []
+    for candidate in candidates:
+        t0 = time.perf_counter()
+        merge_s = merger.merge_into(model, candidate)
+        score = fitness()
+        ours.append((merge_s, score.seconds, time.perf_counter() - t0, score.objectives[0]))
+
+    usual = []
+    for i, candidate in enumerate(candidates):
+        cfg = work / f"c{i}.yaml"
+        cfg.write_text(yaml.safe_dump(candidate))
+        t0 = time.perf_counter()
+        subprocess.run(["mergekit-yaml", str(cfg), str(work / f"m{i}"), "--no-copy-tokenizer"], check=True,
+                       capture_output=True)
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+            src = models / "base" / name
+            if src.exists():
+                (work / f"m{i}" / name).write_bytes(src.read_bytes())
+        t1 = time.perf_counter()
+        subprocess.run(["lm_eval", "--model", "hf", "--model_args", f"pretrained={work / f'm{i}'}", "--include_path",
+                        str(work / "tasks"), "--tasks", "merge3_toy_math_l2", "--batch_size", "32", "--device", "cpu"],
+                       check=True, capture_output=True)
+        usual.append((t1 - t0, time.perf_counter() - t1, time.perf_counter() - t0))
+
+    print(f"{'per candidate (s)':<34}{'merge':>8}{'eval':>8}{'total':>8}")
+    print(f"{'in memory (mergekit-evolve-lite)':<34}{np.mean([o[0] for o in ours]):>8.3f}"
+          f"{np.mean([o[1] for o in ours]):>8.3f}{np.mean([o[2] for o in ours]):>8.3f}")
+    print(f"{'mergekit-yaml to disk + lm_eval CLI':<34}{np.mean([u[0] for u in usual]):>8.3f}"
+          f"{np.mean([u[1] for u in usual]):>8.3f}{np.mean([u[2] for u in usual]):>8.3f}")
+    ratio = np.mean([u[2] for u in usual]) / np.mean([o[2] for o in ours])
+    share = np.mean([o[0] for o in ours]) / np.mean([o[1] for o in ours])
+    print(f"\nratio usual / in memory: {ratio:.0f}x; in memory {60 / np.mean([o[2] for o in ours]):.0f} candidates/min "
+          f"(one-off set-up {setup:.1f} s); merge time = {share:.0%} of eval time (target <= 5%)")
+
+
+if __name__ == "__main__":
+    main()

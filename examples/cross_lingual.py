@@ -24,6 +24,8 @@ def main() -> None:
     parser.add_argument("--evaluations", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("runs/cross_lingual"))
     parser.add_argument("--grid", type=float, nargs="*", default=[0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5])
+    parser.add_argument("--anchors", type=int, default=None,
+                        help="refit the toy bundles with this many anchors (default: the shipped 50)")
     args = parser.parse_args()
 
     import torch
@@ -39,7 +41,14 @@ def main() -> None:
     zoo = build_zoo("default").zoo
     text = (HERE / "cross_lingual.yaml").read_text().replace("ZOO/", f"{zoo.root}/")
     data = yaml.safe_load(text)
-    data["evolve"]["include_path"] = [str(shipped_tasks_dir())]
+    tasks_dir = shipped_tasks_dir()
+    if args.anchors:
+        from merge3_lm_eval_tasks.toy import regenerate
+
+        tasks_dir = args.out / f"tasks{args.anchors}"
+        if not (tasks_dir / "merge3_toy_math_l2.yaml").exists():
+            regenerate(tasks_dir, size=args.anchors)
+    data["evolve"]["include_path"] = [str(tasks_dir)]
     if args.evaluations:
         data["evolve"]["budget"] = {"evaluations": args.evaluations}
     args.out.mkdir(parents=True, exist_ok=True)

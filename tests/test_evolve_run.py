@@ -88,3 +88,22 @@ def test_dry_run_lists_genes_and_bad_input_exits_2(setup, tmp_path):
     run = evolve(bad, "--out", tmp_path / "o")
     assert run.returncode == 2 and "evolve.search.wieght" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_several_objectives_give_a_pareto_front(setup, tmp_path):
+    root, config = setup
+    multi = tmp_path / "multi.yaml"
+    text = config.read_text().replace(
+        "    - {task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}\n",
+        "    - {task: merge3_toy_math, metric: exact_match, estimator: gpirt}\n"
+        "    - {task: merge3_toy_lang, metric: exact_match, estimator: gpirt}\n"
+        "  objectives: multi\n").replace("name: ga, pop_size: 6", "name: nsga2, pop_size: 6")
+    multi.write_text(text)
+    run = evolve(multi, "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    points = sorted((tmp_path / "out" / "pareto").glob("point*.yaml"))
+    assert summary["pareto_points"] == len(points) >= 1 and len(summary["best_objectives"]) == 2
+    assert (tmp_path / "out" / "pareto.png").exists()
+    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    assert all(len(r["objectives"]) == 2 for r in history)

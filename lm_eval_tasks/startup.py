@@ -70,7 +70,7 @@ def find_spec(name, path=None, target=None):
         return None
     try:
         for finder in sys.meta_path:
-            if type(finder).__name__ in (HOOK_CLASS, "_Finder") or not hasattr(finder, "find_spec"):
+            if type(finder).__name__ == HOOK_CLASS or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
@@ -86,22 +86,3 @@ def find_spec(name, path=None, target=None):
         return None
     return None
 
-
-class _Finder:
-    """The same finder as the .pth line's, for `install()` in a running interpreter."""
-
-    @staticmethod
-    def find_spec(name, path=None, target=None):
-        return find_spec(name, path, target)
-
-
-def install():
-    if os.environ.get("MERGE3_LM_EVAL_HOOK", "1").lower() in ("0", "false", "no", "off"):
-        return
-    try:
-        if _TARGET in sys.modules:
-            _patch(sys.modules[_TARGET])
-        elif not any(isinstance(f, _Finder) for f in sys.meta_path):
-            sys.meta_path.insert(0, _Finder())
-    except Exception:
-        pass

@@ -116,7 +116,7 @@ def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     if "merge3_lm_eval_tasks.task.Merge3Task" not in str(cfg.get("class", "")):
         raise Merge3ConfigError(f"{path}: field 'class' must be !function merge3_lm_eval_tasks.task.Merge3Task")
     tags = cfg.get("tag") or []
-    if any(fnmatch_glob(t) for t in ([tags] if isinstance(tags, str) else tags)):
+    if any(str(t).startswith("merge3_") for t in ([tags] if isinstance(tags, str) else tags)):
         raise Merge3ConfigError(f"{path}: a tag matching merge3_* would be caught by --tasks 'merge3_*'")
     metadata = cfg.get("metadata") or {}
     random = _random_anchors(name, metadata)
@@ -128,10 +128,6 @@ def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     if base is None and not metadata.get("merge3_base_yaml"):
         raise Merge3ConfigError(f"{path}: metadata needs merge3_base_task or merge3_base_yaml")
     return cfg
-
-
-def fnmatch_glob(tag: str) -> bool:
-    return str(tag).startswith("merge3_")
 
 
 class Merge3Task(ConfigurableTask):

@@ -28,7 +28,11 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path]) -> ResponseMatrix:
 
 def endpoint_abilities(bundle: Bundle, paths: list[Path]) -> tuple[list[str], np.ndarray]:
     """(model names, abilities) of the models in `paths`, fit on every bundle item their logs hold."""
-    matrix = responses_for_bundle(bundle, paths)
+    return abilities_of(bundle, responses_for_bundle(bundle, paths))
+
+
+def abilities_of(bundle: Bundle, matrix: ResponseMatrix) -> tuple[list[str], np.ndarray]:
+    """(model names, abilities) of a checked response matrix, under the population's prior."""
     full = np.full((len(matrix.models), bundle.n_items), np.nan)
     full[:, bundle.columns(matrix.doc_ids)] = matrix.scores
     mean, cov = bundle.ability_prior()

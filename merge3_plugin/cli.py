@@ -67,7 +67,7 @@ def _tasks_hook(args: argparse.Namespace) -> int:
         print(f"removed {removed}" if removed else f"no hook at {hook_target()}")
     else:
         off = os.environ.get("MERGE3_LM_EVAL_HOOK", "1").lower() in ("0", "false", "no", "off")
-        active = any(type(f).__name__ in ("Merge3LmEvalHook", "_Finder") for f in sys.meta_path)
+        active = any(type(f).__name__ == "Merge3LmEvalHook" for f in sys.meta_path)
         print(f"hook file: {hook_target()} ({'present' if hook_target().exists() else 'absent'}); "
               f"active in this interpreter: {'yes' if active else 'no'}"
               + ("; turned off by MERGE3_LM_EVAL_HOOK" if off else ""))

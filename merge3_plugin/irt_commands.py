@@ -14,17 +14,6 @@ from .errors import UserError
 ESTIMATE_ORDER = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
 
 
-def responses_for_bundle(bundle, paths):
-    from .bundle_responses import responses_for_bundle as load
-
-    return load(bundle, paths)
-
-
-def endpoint_abilities(bundle, paths):
-    from .bundle_responses import endpoint_abilities as fit
-
-    return fit(bundle, paths)
-
 
 def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
     if any(out.resolve() == p.resolve() for p in inputs if p.exists()):
@@ -86,6 +75,7 @@ def run_extract(args: argparse.Namespace) -> int:
 
 def run_estimate(args: argparse.Namespace) -> int:
     from .bundle import Bundle
+    from .bundle_responses import endpoint_abilities, responses_for_bundle
     from .estimation import anchor_scores_of, estimate
 
     bundle = Bundle.load(args.bundle)
@@ -124,6 +114,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
+    from .bundle_responses import abilities_of, responses_for_bundle
     from .estimation import anchor_scores_of, estimate
     from .lineage import load_lineage
     from .report import calibration_plot, error_rows, format_rows, random_subset_baseline
@@ -158,10 +149,8 @@ def run_report(args: argparse.Namespace) -> int:
     lineage = load_lineage(args.lineage) if args.lineage else {}
     merges = [(k, name) for k, name in enumerate(names) if name in lineage]
     if merges:
-        known = {**dict(zip(bundle.models, bundle.theta))}
-        if args.samples:
-            extra_names, extra_theta = endpoint_abilities(bundle, args.samples)
-            known.update(zip(extra_names, extra_theta))
+        known = dict(zip(bundle.models, bundle.theta))
+        known.update(zip(*abilities_of(bundle, matrix)))  # endpoints among the samples, already read
         usable = [(k, name) for k, name in merges if all(e in known for e in lineage[name])]
         by_arity: dict[int, list] = {}
         for k, name in usable:

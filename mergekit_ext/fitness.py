@@ -81,17 +81,19 @@ class Fitness:
 
         if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
+        from lm_eval.tasks import get_task_dict
+
         cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
-        plain = Merge3Task(config=cfg)
+        plain = Merge3Task(config=cfg)  # built once: measures every endpoint
         bundle = plain._bundle
-        task_dict = self._build({**raw})
+        task_dict = get_task_dict([plain], self.manager)
+        mean, cov = bundle.ability_prior()
         thetas = []
-        for name, state in endpoint_states.items():
+        for state in endpoint_states.values():
             self.model.load_state_dict(state, strict=False)
             scores = self._anchor_scores(task_dict, plain)
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
-            mean, cov = bundle.ability_prior()
             thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
         meta = dict(cfg.get("metadata") or {})
         meta["merge3_endpoint_theta"] = thetas
@@ -105,8 +107,8 @@ class Fitness:
         out = evaluate(self.lm, task_dict, log_samples=True, verbosity="ERROR")
         (samples,) = out["samples"].values()
         metric = plain._bundle.metric
-        return {plain._key_of_hash[doc_hash(s["doc"])]: float(s[metric]) for s in samples
-                if doc_hash(s["doc"]) in plain._key_of_hash}
+        keys = [plain._key_of_hash.get(doc_hash(s["doc"])) for s in samples]
+        return {key: float(s[metric]) for key, s in zip(keys, samples, strict=True) if key is not None}
 
     def __call__(self) -> Score:
         from lm_eval.evaluator import evaluate

@@ -15,6 +15,7 @@ import numpy as np
 import yaml
 
 from .config import EvolveConfig
+from .inmemory import RANDOM_METHODS
 from .search import MergeSearch, config_hash
 
 
@@ -83,21 +84,28 @@ def _write_json(path: Path, data) -> None:
     tmp.replace(path)
 
 
-def _write_yaml(path: Path, config: dict) -> None:
+def _write_yaml(path: Path, config: dict, header: str = "") -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(config, sort_keys=False))
+    tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
     tmp.replace(path)
+
+
+def reproduce_command(config: EvolveConfig, yaml_name: str) -> str:
+    """The mergekit-yaml line that rebuilds a candidate exactly (random methods need the run's seed)."""
+    seed = f" --random-seed {config.evolve.seed}" if config.method in RANDOM_METHODS else ""
+    return f"mergekit-yaml {yaml_name} ./merged{seed}"
 
 
 def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path, started: float, save_model: bool):
     X = np.atleast_2d(result.X)
     F = -np.atleast_2d(result.F)
     best_config = search.space.to_config(X[0])
-    _write_yaml(out / "best.yaml", best_config)
+    header = f"# mergekit-evolve-lite {config.path.name}: rebuild with `{reproduce_command(config, 'THIS.yaml')}`\n"
+    _write_yaml(out / "best.yaml", best_config, header)
     if F.shape[1] > 1:
         (out / "pareto").mkdir(exist_ok=True)
         for i, x in enumerate(X):
-            _write_yaml(out / "pareto" / f"point{i:03d}.yaml", search.space.to_config(x))
+            _write_yaml(out / "pareto" / f"point{i:03d}.yaml", search.space.to_config(x), header)
     records = search.history.order
     merge_s = [r["merge_seconds"] for r in records]
     eval_s = [r["eval_seconds"] for r in records]
@@ -105,6 +113,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path,
         "config": str(config.path), "genes": search.space.dims, "evaluations": len(records),
         "evaluated_this_run": search.evaluated, "replayed_from_history": search.replayed,
         "best_objectives": F[0].tolist(), "best_config_hash": config_hash(best_config),
+        "reproduce": reproduce_command(config, str(out / "best.yaml")),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
         "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,

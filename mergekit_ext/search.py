@@ -78,7 +78,8 @@ class MergeSearch:
             first = str(merge.get("base_model") or merge["models"][0]["model"])
             model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(first)
-            merger = InMemoryMerger(merge, device=self.config.evolve.eval.device)
+            # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
+            merger = InMemoryMerger(merge, device=self.config.evolve.eval.device, random_seed=self.config.evolve.seed)
             needs = any(s.estimator in ("mpirt", "gmpirt") for s in self.config.evolve.fitness)
             fitness = Fitness(self.config, model, tokenizer, endpoint_states(self.config) if needs else {})
             self._engine = (model, merger, fitness)

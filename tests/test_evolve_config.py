@@ -116,11 +116,37 @@ def test_shared_parameters_get_one_gene_per_group(micro_zoo, tmp_path):
     assert yaml.safe_load(yaml.safe_dump(config)) == config
 
 
-@pytest.mark.parametrize("method", ["ties", "task_arithmetic", "breadcrumbs", "linear", "slerp", "model_stock"])
+def _config_for(method: str, m) -> dict:
+    """A config exercising the method's numeric parameters, with gradients and filters where it takes them."""
+    if method == "slerp":
+        return {"merge_method": "slerp", "base_model": str(m / "expert-math"), "dtype": "float32",
+                "parameters": {"t": [{"filter": "mlp", "value": [0.2, 0.7]}, {"value": 0.4}]},
+                "models": [{"model": str(m / "expert-math")}, {"model": str(m / "expert-lang")}]}
+    per_model = {"weight": [{"filter": "self_attn", "value": [0.3, 0.9]}, {"value": 0.6}]}
+    if method in ("ties", "breadcrumbs", "dare_ties", "dare_linear", "della"):
+        per_model["density"] = [0.4, 0.8]
+    if method == "della":
+        per_model["epsilon"] = 0.1
+    if method == "model_stock":
+        per_model = {}
+    config = {"merge_method": method, "dtype": "float32", "parameters": {}, "models": [
+        {"model": str(m / "expert-math"), "parameters": per_model},
+        {"model": str(m / "expert-lang"), "parameters": {"weight": 0.5, **({"density": 0.6} if "density" in per_model else {})}}]}
+    if method not in ("linear", "nuslerp"):
+        config["base_model"] = str(m / "base")
+    return config
+
+
+RANDOM_METHODS = ("dare_ties", "dare_linear", "della")
+
+
+@pytest.mark.parametrize("method", ["ties", "task_arithmetic", "breadcrumbs", "linear", "slerp", "nuslerp",
+                                    "model_stock", *RANDOM_METHODS])
 def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_path, method):
     """The engine's merge equals `run_merge` (what mergekit-yaml runs) tensor for tensor, in float32, for
-    gradients and filters; and loads into a live model. (Random methods, dare_* and della, draw their
-    masks in execution order; equality for them needs per-tensor seeding, not done yet.)"""
+    gradients and filters; and loads into a live model. Random methods (dare_*, della) draw their masks
+    from torch's global generator: with the same seed (`mergekit-yaml --random-seed`) they match too,
+    also after other candidates (the seed is set per merge, as run_merge sets it once)."""
     import copy
 
     import torch
@@ -131,25 +157,18 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_pat
 
     from mergekit_ext.inmemory import InMemoryMerger
 
-    m = micro_zoo.root / "models"
+    config = _config_for(method, micro_zoo.root / "models")
+    seed = 7 if method in RANDOM_METHODS else None
+    merger = InMemoryMerger(config, random_seed=seed)
+    # another candidate first: inputs are cached between candidates, and must come back unchanged
+    other = copy.deepcopy(config)
     if method == "slerp":
-        config = {"merge_method": "slerp", "base_model": str(m / "expert-math"), "dtype": "float32",
-                  "parameters": {"t": [{"filter": "mlp", "value": [0.2, 0.7]}, {"value": 0.4}]},
-                  "models": [{"model": str(m / "expert-math")}, {"model": str(m / "expert-lang")}]}
-    else:
-        per_model = {"weight": [{"filter": "self_attn", "value": [0.3, 0.9]}, {"value": 0.6}]}
-        if method in ("ties", "breadcrumbs"):
-            per_model["density"] = [0.4, 0.8]
-        if method == "model_stock":
-            per_model = {}
-        config = {"merge_method": method, "dtype": "float32", "parameters": {}, "models": [
-            {"model": str(m / "expert-math"), "parameters": per_model},
-            {"model": str(m / "expert-lang"), "parameters": {"weight": 0.5}}]}
-        if method != "linear":
-            config["base_model"] = str(m / "base")
-    merger = InMemoryMerger(config)
+        other["parameters"]["t"] = 0.9
+    elif method != "model_stock":
+        other["models"][1]["parameters"]["weight"] = 0.2
+    merger.merge(other)
     state = merger.merge(config)
-    options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True)
+    options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True, random_seed=seed)
     run_merge(MergeConfiguration.model_validate(copy.deepcopy(config)), str(tmp_path / "disk"), options=options)
     disk = load_file(tmp_path / "disk" / "model.safetensors")
     assert sorted(disk) == sorted(state)
@@ -158,3 +177,17 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_pat
     merger.merge_into(model, config)
     name = next(iter(disk))
     assert torch.equal(model.state_dict()[name], disk[name])
+
+
+def test_a_merge_method_writing_into_its_inputs_is_stopped(micro_zoo):
+    """Inputs are cached between candidates; if one is changed in place (as a careless custom method
+    would), every later candidate would be wrong: the merger stops with a message instead."""
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    config = _config_for("task_arithmetic", micro_zoo.root / "models")
+    merger = InMemoryMerger(config, cache_inputs=True)
+    merger.merge(config)
+    merger.merge(config)  # untouched inputs: no complaint
+    next(iter(next(iter(merger._inputs.values())).values())).add_(1.0)  # what an in-place method would do
+    with pytest.raises(RuntimeError, match="changed its input tensors in place"):
+        merger.merge(config)

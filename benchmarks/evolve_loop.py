@@ -1,11 +1,12 @@
 """Benchmark: one candidate of an evolutionary merge, in memory (mergekit-evolve-lite) vs the usual way.
 
-    python benchmarks/evolve_loop.py [--candidates 3]
+    python benchmarks/evolve_loop.py [--preset default] [--anchors 50] [--candidates 3] [--methods ...]
 
 The usual way (Mergenetic, most scripts): `mergekit-yaml` writes the merge to disk, then the
 `lm_eval` CLI scores it. Ours: mergekit's planner merges into a live model, lm-eval's `evaluate`
-scores it with tasks built once. Same candidates, same merge3 task (micro toy world, 20 anchors),
-side by side in one run; prints per-candidate seconds and the ratio.
+scores it with tasks built once. Same candidates, same merge3 task (toy_math_l2 restricted to
+--anchors anchors, gp-IRT), side by side in one run; prints per-candidate seconds and the ratio.
+Then the in-memory merge alone for each of --methods (same genes), as a share of the evaluation.
 """
 
 from __future__ import annotations
@@ -25,7 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="default", help="toy world preset (default: the default world)")
+    parser.add_argument("--anchors", type=int, default=50, help="anchors of the fitness task (shipped tasks: 50)")
     parser.add_argument("--candidates", type=int, default=3)
+    parser.add_argument("--methods", nargs="*", default=["task_arithmetic", "linear", "ties", "dare_ties", "della",
+                                                         "breadcrumbs"], help="merge methods timed in memory")
+    parser.add_argument("--repeats", type=int, default=10, help="merges per method")
     args = parser.parse_args()
 
     import torch
@@ -38,9 +44,9 @@ def main() -> None:
     from mergekit_ext.genes import GeneSpace
     from mergekit_ext.inmemory import InMemoryMerger
 
-    zoo = build_zoo("micro", progress=False).zoo
+    zoo = build_zoo(args.preset, progress=False).zoo
     work = Path(tempfile.mkdtemp(prefix="merge3-evolve-bench-"))
-    regenerate(work / "tasks", size=20, preset="micro")
+    regenerate(work / "tasks", size=args.anchors, preset=args.preset)
     models = zoo.root / "models"
     config_path = work / "evolve.yaml"
     config_path.write_text(yaml.safe_dump({
@@ -72,14 +78,14 @@ def main() -> None:
         cfg = work / f"c{i}.yaml"
         cfg.write_text(yaml.safe_dump(candidate))
         t0 = time.perf_counter()
-        subprocess.run(["mergekit-yaml", str(cfg), str(work / f"m{i}"), "--no-copy-tokenizer"], check=True,
+        subprocess.run([_tool("mergekit-yaml"), str(cfg), str(work / f"m{i}"), "--no-copy-tokenizer"], check=True,
                        capture_output=True)
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             src = models / "base" / name
             if src.exists():
                 (work / f"m{i}" / name).write_bytes(src.read_bytes())
         t1 = time.perf_counter()
-        subprocess.run(["lm_eval", "--model", "hf", "--model_args", f"pretrained={work / f'm{i}'}", "--include_path",
+        subprocess.run([_tool("lm_eval"), "--model", "hf", "--model_args", f"pretrained={work / f'm{i}'}", "--include_path",
                         str(work / "tasks"), "--tasks", "merge3_toy_math_l2", "--batch_size", "32", "--device", "cpu"],
                        check=True, capture_output=True)
         usual.append((t1 - t0, time.perf_counter() - t1, time.perf_counter() - t0))
@@ -93,6 +99,40 @@ def main() -> None:
     share = np.mean([o[0] for o in ours]) / np.mean([o[1] for o in ours])
     print(f"\nratio usual / in memory: {ratio:.0f}x; in memory {60 / np.mean([o[2] for o in ours]):.0f} candidates/min "
           f"(one-off set-up {setup:.1f} s); merge time = {share:.0%} of eval time (target <= 5%)")
+
+    eval_s = float(np.mean([o[1] for o in ours]))
+    print(f"\n{args.preset} world, {args.anchors} anchors: eval {eval_s:.3f} s per candidate")
+    print(f"{'method (in memory)':<20}{'merge s':>9}{'% of eval':>11}{'first merge s':>15}")
+    genes = rng.random(space.dims)
+    for method in args.methods:
+        merge = _with_method(space.to_config(genes), method)
+        merger = InMemoryMerger(merge, random_seed=0)
+        t0 = time.perf_counter()
+        merger.merge_into(model, merge)  # reads the inputs
+        first = time.perf_counter() - t0
+        times = [merger.merge_into(model, merge) for _ in range(args.repeats)]
+        print(f"{method:<20}{np.median(times):>9.4f}{np.median(times) / eval_s:>11.1%}{first:>15.3f}")
+
+
+def _tool(name: str) -> str:
+    """A console script of this environment (also when its bin/ is not on PATH)."""
+    here = Path(sys.executable).parent / name
+    return str(here) if here.exists() else name
+
+
+def _with_method(config: dict, method: str) -> dict:
+    """The same weights under another method (density 0.5 and epsilon 0.1 where the method takes them)."""
+    out = {**config, "merge_method": method, "models": []}
+    for entry in config["models"]:
+        params = dict(entry["parameters"])
+        if method in ("ties", "dare_ties", "dare_linear", "della", "breadcrumbs"):
+            params["density"] = 0.5
+        if method == "della":
+            params["epsilon"] = 0.1
+        out["models"].append({**entry, "parameters": params})
+    if method == "linear":
+        out.pop("base_model", None)
+    return out
 
 
 if __name__ == "__main__":

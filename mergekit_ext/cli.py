@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "accuracy from a few anchor items). Candidates are merged into one model in memory; nothing "
                      "is written per candidate. Interrupted runs continue with --resume."),
         epilog="Outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png, "
-               "checkpoint.json, pareto/ (several objectives), best_model/ (--save-model).")
+               "checkpoint.json, pareto/ (several objectives), selection.jsonl (evolve.select), best_model/ "
+               "(--save-model). Every field of the evolve: section is described in the README "
+               "(mergekit-evolve-lite) and checked before anything runs; --dry-run shows the genes.")
     parser.add_argument("config", type=Path, help="a mergekit YAML with an evolve: section")
     parser.add_argument("--out", type=Path, default=None, help="output folder (required unless --dry-run)")
     parser.add_argument("--dry-run", action="store_true", help="validate, print the genes and their ranges, stop")
@@ -45,7 +47,9 @@ def main(argv: list[str] | None = None) -> int:
         from .run import run
 
         summary = run(config, args.out, resume=args.resume, save_model=args.save_model, progress=not args.quiet)
-        print(f"best {summary['best_objectives']} after {summary['evaluations']} evaluations "
+        chosen = (f" (select stage: {summary['best_selected_objectives']})"
+                  if "best_selected_objectives" in summary else "")
+        print(f"best {summary['best_objectives']}{chosen} after {summary['evaluations']} evaluations "
               f"({summary['evaluated_this_run']} now, {summary['replayed_from_history']} from history); "
               f"{args.out / 'best.yaml'}")
         return 0

@@ -63,6 +63,16 @@ class EvalSpec(BaseModel):
     batch_size: int = Field(32, ge=1)
 
 
+class SelectSpec(_Strict):
+    """Multi-fidelity: the search ranks candidates on a few anchors; the best `top` are scored again on
+    more items before one is chosen, which undoes most of the winner's curse of a noisy fitness."""
+
+    top: int = Field(8, ge=1, description="distinct candidates scored again: the best by the search's fitness "
+                                          "(several objectives: the Pareto points)")
+    fitness: list[FitnessSpec] = Field(min_length=1, description="the higher-fidelity fitness (more anchors, a "
+                                       "validation split, the full task); same shape as evolve.fitness")
+
+
 class EvolveSpec(_Strict):
     search: dict[str, tuple[float, float]]
     granularity: Literal["global", "per_layer"] | int = "global"
@@ -76,6 +86,7 @@ class EvolveSpec(_Strict):
     eval: EvalSpec = Field(default_factory=EvalSpec)
     include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
     include_defaults: bool = Field(True, description="also index lm-eval's built-in tasks (~20 s once)")
+    select: SelectSpec | None = Field(None, description="re-score the best candidates with more items")
 
     @field_validator("search")
     @classmethod
@@ -86,6 +97,13 @@ class EvolveSpec(_Strict):
             if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
                 raise ValueError(f"{name}: range [{low}, {high}] must be two finite numbers, low < high")
         return search
+
+    @model_validator(mode="after")
+    def _select_matches_objectives(self):
+        if self.select and self.objectives == "multi" and len(self.select.fitness) != len(self.fitness):
+            raise ValueError(f"select.fitness: with objectives: multi, give one entry per objective "
+                             f"({len(self.fitness)}), in the same order as fitness")
+        return self
 
     @field_validator("granularity")
     @classmethod
@@ -205,9 +223,23 @@ def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
     from merge3_plugin.plugins import registry
 
     available = registry("algorithm")
-    if evolve.algorithm.name not in available:
-        raise UserError(f"{path}: field 'evolve.algorithm.name': unknown algorithm {evolve.algorithm.name!r}; "
+    name = evolve.algorithm.name
+    if name not in available:
+        raise UserError(f"{path}: field 'evolve.algorithm.name': unknown algorithm {name!r}; "
                         f"available: {', '.join(sorted(available))}")
+    factory = available[name]
+    accepts = getattr(factory, "accepts", None)
+    if accepts is not None:  # pymoo ignores unknown options silently; we do not
+        known = accepts() | {"n_obj"}
+        for key in evolve.algorithm.model_extra or {}:
+            if key not in known:
+                raise UserError(f"{path}: field 'evolve.algorithm.{key}': {name} takes no option {key!r} (pymoo would "
+                                f"ignore it silently); it takes {', '.join(sorted(known - {'n_obj'}))}")
+    multi = getattr(factory, "multi_objective", None)
+    if multi is False and evolve.objectives == "multi" and len(evolve.fitness) > 1:
+        raise UserError(f"{path}: field 'evolve.algorithm.name': {name} optimises one objective, but objectives: "
+                        f"multi asks for {len(evolve.fitness)}; use nsga2, nsga3, moead or sms-emoa, or "
+                        "objectives: single (a weighted sum)")
 
 
 def _num_layers(path: Path, merge: dict) -> int:

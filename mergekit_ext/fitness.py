@@ -41,7 +41,10 @@ def _task_config(spec: FitnessSpec, manager) -> dict:
 
 
 class Fitness:
-    def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoint_states: dict[str, dict]):
+    def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoint_states: dict[str, dict],
+                 specs: list[FitnessSpec] | None = None, share: "Fitness | None" = None):
+        """`specs`: the fitness entries to score (default: evolve.fitness); `share`: another Fitness over
+        the same model whose lm-eval model and task index this one reuses (the select stage's)."""
         from lm_eval.models.huggingface import HFLM
         from lm_eval.tasks import TaskManager
 
@@ -49,12 +52,12 @@ class Fitness:
         self.model = model
         eval_spec = config.evolve.eval
         extra = eval_spec.model_extra or {}
-        self.lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=eval_spec.batch_size,
-                       device=eval_spec.device, **extra)
+        self.lm = share.lm if share else HFLM(pretrained=model, tokenizer=tokenizer,
+                                              batch_size=eval_spec.batch_size, device=eval_spec.device, **extra)
         # the user's tasks: extra folders, lm-eval's own, and (through the start-up hook) merge3's
-        self.manager = TaskManager(include_path=config.evolve.include_path or None,
-                                   include_defaults=config.evolve.include_defaults)
-        self.specs = config.evolve.fitness
+        self.manager = share.manager if share else TaskManager(include_path=config.evolve.include_path or None,
+                                                               include_defaults=config.evolve.include_defaults)
+        self.specs = specs or config.evolve.fitness
         self.tasks = {}
         for spec in self.specs:
             if spec.task in self.tasks:

@@ -7,7 +7,9 @@ summary.json, fitness.png (and pareto.png), and with --save-model the best merge
 
 from __future__ import annotations
 
+import inspect
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -70,12 +72,51 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
             _write_json(out / "checkpoint.json", state)
 
     options = evolve.algorithm.model_extra or {}
-    algorithm = lookup("algorithm", evolve.algorithm.name)(**options)
+    factory = lookup("algorithm", evolve.algorithm.name)
+    if "n_obj" in inspect.signature(factory).parameters:  # e.g. reference directions for NSGA-III
+        options = {**options, "n_obj": n_obj}
+    algorithm = factory(**options)
     started = time.time()
     result = minimize(Problem(), algorithm, _termination(evolve.budget), seed=evolve.seed, callback=Checkpoint(),
                       verbose=False)
     bar.close()
-    return _write_outputs(config, search, result, out, started, save_model)
+    X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
+    selection = _select(config, search, X, F, progress) if evolve.select else None
+    if selection:
+        X, F = selection.pop("X"), selection.pop("F")
+    return _write_outputs(config, search, X, F, selection, out, started, save_model)
+
+
+def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, progress: bool) -> dict:
+    """Multi-fidelity: score the best candidates again with evolve.select.fitness, choose on that.
+
+    One objective: the `top` distinct candidates of the whole history by search fitness. Several: the
+    Pareto points (at most `top`), and the front is taken again on the new scores."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+    from tqdm import tqdm
+
+    top = config.evolve.select.top
+    if F.shape[1] == 1:
+        picks, seen = [], set()
+        for record in sorted(search.history.order, key=lambda r: -r["objectives"][0]):
+            if record["config_hash"] not in seen and len(picks) < top:
+                seen.add(record["config_hash"])
+                picks.append(record)
+        candidates = np.array([r["genes"] for r in picks])
+        searched = np.array([r["objectives"] for r in picks])
+    else:
+        candidates, searched = X[:top], F[:top]
+    records = [search.rescore(x) for x in tqdm(candidates, desc="select", unit="cand", disable=not progress)]
+    G = np.array([r["objectives"] for r in records])
+    if G.shape[1] == 1:
+        order = np.argsort(-G[:, 0], kind="stable")
+    else:
+        front = NonDominatedSorting().do(-G, only_non_dominated_front=True)
+        order = np.array(sorted(front, key=lambda i: -G[i].sum()))
+    rows = [{"config_hash": r["config_hash"], "search": s.tolist(), "selected": r["objectives"]}
+            for r, s in zip(records, searched)]
+    return {"X": candidates[order], "F": searched[order], "G": G[order].tolist(), "candidates": rows,
+            "fitness": [spec.model_dump() for spec in config.evolve.select.fitness]}
 
 
 def _write_json(path: Path, data) -> None:
@@ -96,14 +137,14 @@ def reproduce_command(config: EvolveConfig, yaml_name: str) -> str:
     return f"mergekit-yaml {yaml_name} ./merged{seed}"
 
 
-def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path, started: float, save_model: bool):
-    X = np.atleast_2d(result.X)
-    F = -np.atleast_2d(result.F)
+def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, selection: dict | None,
+                   out: Path, started: float, save_model: bool):
     best_config = search.space.to_config(X[0])
     header = f"# mergekit-evolve-lite {config.path.name}: rebuild with `{reproduce_command(config, 'THIS.yaml')}`\n"
     _write_yaml(out / "best.yaml", best_config, header)
     if F.shape[1] > 1:
-        (out / "pareto").mkdir(exist_ok=True)
+        shutil.rmtree(out / "pareto", ignore_errors=True)  # a resumed run may end with fewer points
+        (out / "pareto").mkdir()
         for i, x in enumerate(X):
             _write_yaml(out / "pareto" / f"point{i:03d}.yaml", search.space.to_config(x), header)
     records = search.history.order
@@ -118,8 +159,11 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path,
         "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
     }
+    if selection:
+        summary["best_selected_objectives"] = selection["G"][0]
+        summary["selection"] = {k: selection[k] for k in ("fitness", "candidates")}
     _write_json(out / "summary.json", summary)
-    _plots(records, F, out)
+    _plots(records, F, out, selection)
     if save_model:
         model, merger, _ = search._engine_parts()
         merger.merge_into(model, best_config)
@@ -127,7 +171,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, result, out: Path,
     return summary
 
 
-def _plots(records: list[dict], front: np.ndarray, out: Path) -> None:
+def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -140,6 +184,10 @@ def _plots(records: list[dict], front: np.ndarray, out: Path) -> None:
     for j in range(values.shape[1]):
         ax.plot(values[:, j], ".", alpha=0.35, label=f"objective {j} (each candidate)")
         ax.plot(np.maximum.accumulate(values[:, j]), "-", label=f"objective {j}: best so far")
+    if selection and values.shape[1] == 1:  # where the re-scored candidates were found, and their new scores
+        index = {r["config_hash"]: i for i, r in enumerate(records)}
+        xs = [index[c["config_hash"]] for c in selection["candidates"]]
+        ax.plot(xs, [c["selected"][0] for c in selection["candidates"]], "kx", label="select: higher-fidelity score")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("fitness (estimated accuracy)")
     ax.grid(alpha=0.3)

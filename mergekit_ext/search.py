@@ -61,6 +61,8 @@ class MergeSearch:
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         self.history = History(out / "history.jsonl", resume)
+        self.selection = History(out / "selection.jsonl", resume)  # the select stage's scores
+        self._select_fitness = None
         self.progress = progress
         self.replayed = 0
         self.evaluated = 0
@@ -71,7 +73,7 @@ class MergeSearch:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            from .fitness import Fitness, endpoint_states
+            from .fitness import Fitness
             from .inmemory import InMemoryMerger
 
             merge = self.config.merge
@@ -80,10 +82,34 @@ class MergeSearch:
             tokenizer = AutoTokenizer.from_pretrained(first)
             # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
             merger = InMemoryMerger(merge, device=self.config.evolve.eval.device, random_seed=self.config.evolve.seed)
-            needs = any(s.estimator in ("mpirt", "gmpirt") for s in self.config.evolve.fitness)
-            fitness = Fitness(self.config, model, tokenizer, endpoint_states(self.config) if needs else {})
+            fitness = Fitness(self.config, model, tokenizer, self._endpoints(self.config.evolve.fitness))
             self._engine = (model, merger, fitness)
         return self._engine
+
+    def _endpoints(self, specs) -> dict:
+        from .fitness import MERGED_ESTIMATORS, endpoint_states
+
+        return endpoint_states(self.config) if any(s.estimator in MERGED_ESTIMATORS for s in specs) else {}
+
+    def rescore(self, x: np.ndarray) -> dict:
+        """Score a candidate with the select stage's higher-fidelity fitness (kept in selection.jsonl)."""
+        from .fitness import Fitness
+
+        candidate = self.space.to_config(x)
+        key = config_hash(candidate)
+        if key in self.selection.records:
+            return self.selection.records[key]
+        model, merger, fitness = self._engine_parts()
+        if self._select_fitness is None:
+            specs = self.config.evolve.select.fitness
+            self._select_fitness = Fitness(self.config, model, None, self._endpoints(specs), specs=specs, share=fitness)
+        merge_seconds = merger.merge_into(model, candidate)
+        score = self._select_fitness()
+        record = {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
+                  "details": score.details, "merge_seconds": round(merge_seconds, 4),
+                  "eval_seconds": round(score.seconds, 4)}
+        self.selection.add(record)
+        return record
 
     def evaluate(self, x: np.ndarray) -> list[float]:
         candidate = self.space.to_config(x)

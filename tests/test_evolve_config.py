@@ -94,6 +94,11 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
     (lambda t: t.replace("density: [0.1, 1.0]", "density: [0.9, 0.1]"), "low < high"),
     (lambda t: t.replace("expert-lang", "expert-nowhere"), "'models[1].model'"),
     (lambda t: t.replace("name: ga", "name: annealing"), "'evolve.algorithm.name': unknown algorithm 'annealing'"),
+    (lambda t: t.replace("pop_size: 12", "pop_sise: 12"), "'evolve.algorithm.pop_sise': ga takes no option"),
+    (lambda t: t.replace("estimator: gmpirt}", "estimator: gmpirt}\n    - {task: merge3_toy_math}\n  objectives: multi"),
+     "ga optimises one objective"),
+    (lambda t: t.replace("  budget:", "  select: {top: 4, fitness: [{task: a}, {task: b}]}\n  objectives: multi\n  budget:")
+     .replace("name: ga", "name: nsga2"), "select.fitness: with objectives: multi, give one entry per objective"),
     (lambda t: t.replace("budget: {evaluations: 120}", "budget: {}"), "at least one of evaluations"),
     (lambda t: t.replace("merge_method: ties", "merge_method: tiez"), "merge_method"),
     (lambda t: t[:t.index("evolve:")], "field 'evolve' is missing"),
@@ -191,3 +196,20 @@ def test_a_merge_method_writing_into_its_inputs_is_stopped(micro_zoo):
     next(iter(next(iter(merger._inputs.values())).values())).add_(1.0)  # what an in-place method would do
     with pytest.raises(RuntimeError, match="changed its input tensors in place"):
         merger.merge(config)
+
+
+def test_every_builtin_algorithm_builds_for_its_kind_of_problem():
+    """Each pymoo algorithm by name, with a population size where it takes one: NSGA-III and MOEA/D get
+    reference directions sized to the population (pymoo needs them and has no default)."""
+    from pymoo.core.algorithm import Algorithm
+
+    from merge3_plugin.builtin.algorithms import PYMOO_ALGORITHMS
+    from merge3_plugin.plugins import lookup
+
+    for name, (_, _, multi) in PYMOO_ALGORITHMS.items():
+        factory = lookup("algorithm", name)
+        options = {"pop_size": 12} if "pop_size" in factory.accepts() else {}
+        algorithm = factory(n_obj=2 if multi else 1, **options)
+        assert isinstance(algorithm, Algorithm), name
+        if hasattr(algorithm, "ref_dirs") and algorithm.ref_dirs is not None:
+            assert 6 <= len(algorithm.ref_dirs) <= 13, (name, len(algorithm.ref_dirs))

@@ -97,7 +97,7 @@ def test_several_objectives_give_a_pareto_front(setup, tmp_path):
         "    - {task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}\n",
         "    - {task: merge3_toy_math, metric: exact_match, estimator: gpirt}\n"
         "    - {task: merge3_toy_lang, metric: exact_match, estimator: gpirt}\n"
-        "  objectives: multi\n").replace("name: ga, pop_size: 6", "name: nsga2, pop_size: 6")
+        "  objectives: multi\n").replace("name: ga, pop_size: 6", "name: nsga3, pop_size: 6")
     multi.write_text(text)
     run = evolve(multi, "--out", tmp_path / "out")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -107,3 +107,36 @@ def test_several_objectives_give_a_pareto_front(setup, tmp_path):
     assert (tmp_path / "out" / "pareto.png").exists()
     history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     assert all(len(r["objectives"]) == 2 for r in history)
+
+
+def test_select_stage_rescores_the_best_candidates_and_chooses_on_the_new_scores(setup, micro_zoo, tmp_path):
+    """Multi-fidelity: the top 3 distinct candidates of the search are scored again on every test item of
+    toy_math_l2 (the plain lm-eval task); best.yaml is the best of them there, and a resumed run
+    reuses those scores."""
+    from mergekit_ext.search import config_hash
+
+    root, config = setup
+    selecting = tmp_path / "select.yaml"
+    selecting.write_text(config.read_text().replace(
+        "  include_path: [", "  select:\n    top: 3\n    fitness:\n"
+        "      - {task: toy_math_l2, metric: exact_match, estimator: null}\n"
+        f"  include_path: [{micro_zoo.tasks_dir}, "))
+    run = evolve(selecting, "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = tmp_path / "out"
+    summary = json.loads((out / "summary.json").read_text())
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    rescored = [json.loads(line) for line in (out / "selection.jsonl").read_text().splitlines()]
+    by_search = sorted({r["config_hash"]: r["objectives"][0] for r in history}.items(), key=lambda kv: -kv[1])
+    assert [r["config_hash"] for r in rescored] == [h for h, _ in by_search[:3]]
+    winner = max(rescored, key=lambda r: r["objectives"][0])
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert config_hash(best) == winner["config_hash"] == summary["best_config_hash"]
+    assert summary["best_selected_objectives"] == winner["objectives"]
+    # the full task's accuracy is a multiple of 1/200 (the micro world's test items), unlike the estimate
+    assert all(abs(r["objectives"][0] * 200 - round(r["objectives"][0] * 200)) < 1e-9 for r in rescored)
+
+    again = evolve(selecting, "--out", out, "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len((out / "selection.jsonl").read_text().splitlines()) == 3
+    assert json.loads((out / "summary.json").read_text())["best_config_hash"] == summary["best_config_hash"]

@@ -41,7 +41,7 @@ def main() -> None:
     from merge3_plugin.zoo.build import build_zoo
     from mergekit_ext.config import load_config
     from mergekit_ext.fitness import Fitness, endpoint_states
-    from mergekit_ext.genes import GeneSpace
+    from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
 
     zoo = build_zoo(args.preset, progress=False).zoo
@@ -57,7 +57,7 @@ def main() -> None:
                    "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
                    "budget": {"evaluations": 10}, "include_path": [str(work / "tasks")], "include_defaults": False}}))
     config = load_config(config_path)
-    space = GeneSpace(config)
+    space = space_for(config)
     rng = np.random.default_rng(0)
     candidates = [space.to_config(rng.random(space.dims)) for _ in range(args.candidates)]
 

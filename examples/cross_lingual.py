@@ -40,7 +40,7 @@ def main() -> None:
     from merge3_plugin.zoo.build import build_zoo
     from merge3_plugin.zoo.quickeval import score_model
     from mergekit_ext.config import load_config
-    from mergekit_ext.genes import GeneSpace
+    from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
     from mergekit_ext.run import run
 
@@ -81,7 +81,7 @@ def main() -> None:
     best = yaml.safe_load((args.out / "best.yaml").read_text())
     history = [json.loads(line) for line in (args.out / "history.jsonl").read_text().splitlines()]
     top = max(history, key=lambda r: r["objectives"][0])
-    search_best = GeneSpace(config).to_config(np.array(top["genes"]))
+    search_best = space_for(config).to_config(np.array(top["genes"]))
     rows = [("evolved: best by the search's estimate", top["objectives"][0], truth(search_best))]
     if "best_selected_objectives" in summary:
         rows.append(("evolved: chosen by the select stage", summary["best_objectives"][0], truth(best)))

@@ -45,9 +45,12 @@ def merge3_estimators() -> Mapping[str, Callable[..., Any]]:
 
 @hookspec
 def merge3_search_spaces() -> Mapping[str, Callable[..., Any]]:
-    """Merge search spaces by name (e.g. per-layer parameters of a mergekit config, LFS, DIS).
+    """Merge search spaces by name (``params``: the numbers of a mergekit config; LFS, DIS, ...).
 
-    Each maps a gene vector to a mergekit configuration and declares the genes' bounds.
+    Each is called as ``space(config)`` with a validated ``mergekit_ext.config.EvolveConfig`` and
+    returns an object with ``dims`` (the number of genes, each in [0, 1]), ``to_config(x) -> dict``
+    (a plain mergekit config for genes ``x``, which the in-memory merger and `mergekit-yaml` run)
+    and ``describe() -> str`` (what `--dry-run` prints). ``evolve.space`` picks one by name.
     """
 
 

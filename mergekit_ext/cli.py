@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from .config import load_config
-        from .genes import GeneSpace
+        from .genes import space_for
 
         config = load_config(args.config)
-        space = GeneSpace(config)
+        space = space_for(config)
         if args.dry_run:
             print(space.describe())
             return 0

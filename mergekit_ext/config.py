@@ -74,6 +74,7 @@ class SelectSpec(_Strict):
 
 
 class EvolveSpec(_Strict):
+    space: str = Field("params", description="search space plugin: params = the numbers of the mergekit config")
     search: dict[str, tuple[float, float]]
     granularity: Literal["global", "per_layer"] | int = "global"
     filters: list[str] = Field(default_factory=list)
@@ -147,6 +148,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     _check_mergekit(path, merge)
     _check_search(path, merge, evolve)
     _check_algorithm(path, evolve)
+    _check_space(path, evolve)
     return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
 
 
@@ -217,6 +219,15 @@ def _check_search(path: Path, merge: dict, evolve: EvolveSpec) -> None:
         if bounds and (low < bounds[0] or high > bounds[1]):
             raise UserError(f"{path}: field 'evolve.search.{name}': range [{low}, {high}] leaves what {name} "
                             f"allows, [{bounds[0]}, {bounds[1]}]")
+
+
+def _check_space(path: Path, evolve: EvolveSpec) -> None:
+    from merge3_plugin.plugins import registry
+
+    available = registry("search_space")
+    if evolve.space not in available:
+        raise UserError(f"{path}: field 'evolve.space': unknown search space {evolve.space!r}; "
+                        f"available: {', '.join(sorted(available)) or 'none (is merge3 installed?)'}")
 
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:

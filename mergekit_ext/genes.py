@@ -112,3 +112,10 @@ def _value(by_filter: dict[str, list[float]], filters: list[str]):
     if filters == [REST]:
         return one(by_filter[REST])
     return [{"filter": f, "value": one(by_filter[f])} for f in filters if f != REST] + [{"value": one(by_filter[REST])}]
+
+
+def space_for(config: EvolveConfig):
+    """The search space `evolve.space` names (plugins: the `merge3_search_spaces` hook)."""
+    from merge3_plugin.plugins import lookup
+
+    return lookup("search_space", config.evolve.space)(config)

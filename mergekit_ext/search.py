@@ -18,7 +18,7 @@ import numpy as np
 from merge3_plugin.errors import UserError
 
 from .config import EvolveConfig
-from .genes import GeneSpace
+from .genes import space_for
 
 
 def config_hash(config: dict) -> str:
@@ -57,7 +57,7 @@ class History:
 class MergeSearch:
     def __init__(self, config: EvolveConfig, out: Path, resume: bool = False, progress=None):
         self.config = config
-        self.space = GeneSpace(config)
+        self.space = space_for(config)
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
         self.history = History(out / "history.jsonl", resume)

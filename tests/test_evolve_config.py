@@ -213,3 +213,47 @@ def test_every_builtin_algorithm_builds_for_its_kind_of_problem():
         assert isinstance(algorithm, Algorithm), name
         if hasattr(algorithm, "ref_dirs") and algorithm.ref_dirs is not None:
             assert 6 <= len(algorithm.ref_dirs) <= 13, (name, len(algorithm.ref_dirs))
+
+
+def test_a_search_space_plugin_is_chosen_by_name(micro_zoo, tmp_path, capsys):
+    """`evolve.space` names a `merge3_search_spaces` plugin; the built-in `params` space registers the
+    same way (an entry point), and an unknown name is refused naming the field."""
+    import copy
+
+    from merge3_plugin.hookspecs import hookimpl
+    from merge3_plugin.plugins import plugin_manager
+    from mergekit_ext.cli import main
+    from mergekit_ext.genes import space_for
+
+    class OneScale:  # one gene: the same weight for every model
+        dims = 1
+
+        def __init__(self, config):
+            self.config = config
+
+        def to_config(self, x):
+            merge = copy.deepcopy(self.config.merge)
+            for entry in merge["models"]:
+                entry["parameters"]["weight"] = round(float(x[0]), 6)
+            return merge
+
+        def describe(self):
+            return "1 gene: one weight for every model"
+
+    class Plugin:
+        @hookimpl
+        def merge3_search_spaces(self):
+            return {"one-scale": OneScale}
+
+    assert isinstance(space_for(load_config(write(tmp_path, micro_zoo, EVOLVE))), GeneSpace)
+    path = write(tmp_path, micro_zoo, EVOLVE.replace("evolve:\n", "evolve:\n  space: one-scale\n"))
+    with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: params"):
+        load_config(path)
+    plugin_manager().register(Plugin(), name="one-scale-test")
+    try:
+        space = space_for(load_config(path))
+        assert isinstance(space, OneScale)
+        assert [m["parameters"]["weight"] for m in space.to_config([0.25])["models"]] == [0.25, 0.25]
+        assert main([str(path), "--dry-run"]) == 0 and "one weight for every model" in capsys.readouterr().out
+    finally:
+        plugin_manager().unregister(name="one-scale-test")

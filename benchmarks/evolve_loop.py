@@ -6,7 +6,8 @@ The usual way (Mergenetic, most scripts): `mergekit-yaml` writes the merge to di
 `lm_eval` CLI scores it. Ours: mergekit's planner merges into a live model, lm-eval's `evaluate`
 scores it with tasks built once. Same candidates, same merge3 task (toy_math_l2 restricted to
 --anchors anchors, gp-IRT), side by side in one run; prints per-candidate seconds and the ratio.
-Then the in-memory merge alone for each of --methods (same genes), as a share of the evaluation.
+Then the in-memory merge alone for each of --methods (same genes), as a share of the evaluation,
+and (--scale) the same for random-weight Llamas of other sizes: how the share moves with size.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=["task_arithmetic", "linear", "ties", "dare_ties", "della",
                                                          "breadcrumbs"], help="merge methods timed in memory")
     parser.add_argument("--repeats", type=int, default=10, help="merges per method")
+    parser.add_argument("--scale", nargs="*", default=["256x8", "512x16"], metavar="WIDTHxDEPTH",
+                        help="also time a TA merge against the same evaluation on random-weight Llamas this size")
     args = parser.parse_args()
 
     import torch
@@ -113,6 +116,49 @@ def main() -> None:
         times = [merger.merge_into(model, merge) for _ in range(args.repeats)]
         print(f"{method:<20}{np.median(times):>9.4f}{np.median(times) / eval_s:>11.1%}{first:>15.3f}")
 
+    if args.scale:
+        print("\nlarger models (random weights, same tokenizer and task; task_arithmetic):")
+        print(f"{'model':<22}{'params':>9}{'merge s':>9}{'eval s':>9}{'merge/eval':>12}")
+        for size in args.scale:
+            width, depth = (int(v) for v in size.lower().split("x"))
+            params, merge_s, eval_s = _scaled(models / "base", work / f"scale{size}", width, depth, fitness)
+            print(f"{size + ' (width x depth)':<22}{params / 1e6:>8.1f}M{merge_s:>9.3f}{eval_s:>9.3f}{merge_s / eval_s:>12.1%}")
+
+
+def _scaled(template: Path, work: Path, width: int, depth: int, fitness) -> tuple[int, float, float]:
+    """A TA merge of two random Llamas of this size into a third, and the same task's evaluation."""
+    import torch
+    from lm_eval.evaluator import evaluate
+    from lm_eval.models.huggingface import HFLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    config = AutoModelForCausalLM.from_pretrained(template).config
+    heads = max(4, width // 64)
+    config.update({"hidden_size": width, "intermediate_size": 3 * width, "num_hidden_layers": depth,
+                   "num_attention_heads": heads, "num_key_value_heads": heads})
+    tokenizer = AutoTokenizer.from_pretrained(template)
+    torch.manual_seed(0)
+    for name in ("base", "a", "b"):
+        AutoModelForCausalLM.from_config(config).save_pretrained(work / name)
+        tokenizer.save_pretrained(work / name)
+    merge = {"merge_method": "task_arithmetic", "base_model": str(work / "base"), "dtype": "float32",
+             "models": [{"model": str(work / "a"), "parameters": {"weight": [0.5, 0.7]}},
+                        {"model": str(work / "b"), "parameters": {"weight": 0.5}}]}
+    model = AutoModelForCausalLM.from_pretrained(work / "base", dtype=torch.float32)
+    merger = InMemoryMerger(merge)
+    merger.merge_into(model, merge)
+    merge_s = float(np.median([merger.merge_into(model, merge) for _ in range(5)]))
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=32, device="cpu")
+    task_dict = next(iter(fitness.tasks.values()))
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        evaluate(lm, task_dict, verbosity="ERROR")
+        times.append(time.perf_counter() - t0)
+    return sum(p.numel() for p in model.parameters()), merge_s, float(np.median(times))
+
 
 def _tool(name: str) -> str:
     """A console script of this environment (also when its bin/ is not on PATH)."""
@@ -121,7 +167,12 @@ def _tool(name: str) -> str:
 
 
 def _with_method(config: dict, method: str) -> dict:
-    """The same weights under another method (density 0.5 and epsilon 0.1 where the method takes them)."""
+    """The same weights under another method (density 0.5 and epsilon 0.1 where the method takes them;
+    slerp: the two experts at t = 0.5)."""
+    if method == "slerp":
+        first = config["models"][0]["model"]
+        return {"merge_method": "slerp", "base_model": first, "dtype": config["dtype"], "parameters": {"t": 0.5},
+                "models": [{"model": entry["model"]} for entry in config["models"]]}
     out = {**config, "merge_method": method, "models": []}
     for entry in config["models"]:
         params = dict(entry["parameters"])

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .files import write_atomic
 from .irt import ItemParams
 
 FORMAT = "merge3-irt-bundle"
@@ -122,7 +123,7 @@ class Bundle:
             np.savez_compressed(tmp, scores=self.scores)
             tmp.replace(sibling)
             data["population"]["scores"] = {"npz": sibling.name, "sha256": _sha256(sibling)}
-        _atomic_write(path, _compact_arrays(json.dumps(data, indent=1, allow_nan=False)) + "\n")
+        write_atomic(path, _compact_arrays(json.dumps(data, indent=1, allow_nan=False)) + "\n")
         return path
 
     def to_json(self) -> dict[str, Any]:
@@ -338,7 +339,3 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

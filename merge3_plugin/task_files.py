@@ -10,6 +10,7 @@ import yaml
 
 from .bundle import Bundle
 from .errors import UserError
+from .files import write_atomic
 
 CLASS_REF = "merge3_lm_eval_tasks.task.Merge3Task"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -84,9 +85,7 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples), encoding="utf-8")
-    tmp.replace(out)
+    write_atomic(out, task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples))
     return out
 
 

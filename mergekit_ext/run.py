@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from merge3_plugin.files import write_atomic
+
 from .config import EvolveConfig
 from .inmemory import RANDOM_METHODS
 from .search import MergeSearch, config_hash
@@ -120,15 +122,11 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
 
 
 def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _write_yaml(path: Path, config: dict, header: str = "") -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    tmp.replace(path)
+    write_atomic(path, header + yaml.safe_dump(config, sort_keys=False))
 
 
 def reproduce_command(config: EvolveConfig, yaml_name: str) -> str:

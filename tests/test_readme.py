@@ -24,7 +24,8 @@ def test_readme_opens_with_the_two_commands():
     for command in commands:
         assert "pip install torch==2.13.0" in command  # CPU torch before the project
         assert "python3 -m venv" in command
-    assert install_and_run.endswith("merge3 zoo build")
+    assert "merge3 zoo build" in install_and_run and install_and_run.endswith("python examples/cross_lingual.py")
+    assert (ROOT / "examples" / "cross_lingual.py").exists()
     assert install_and_test.endswith("python -m pytest -q")
     assert "'.[test]'" in install_and_test
 

@@ -71,8 +71,8 @@ def main() -> None:
     print(f"experts: math {experts['expert-math']:.3f}, language {experts['expert-lang']:.3f}")
     best = (0.7, 0.3)
     if "grid" in parts:
-        scores = {(a, b): ta(a, b) for a, b in itertools.product(np.round(np.arange(0.3, 0.81, 0.1), 2),
-                                                                 np.round(np.arange(0.2, 0.61, 0.1), 2))}
+        scores = {(a, b): ta(a, b) for a, b in itertools.product([0.3, 0.4, 0.5, 0.6, 0.7, 0.8],
+                                                                 [0.2, 0.3, 0.4, 0.5, 0.6])}
         best = max(scores, key=scores.get)
         print(f"\ngrid (math x language scales, 0.1 steps): best {scores[best]:.3f} at {best}; "
               f"median {np.median(list(scores.values())):.3f}")

@@ -163,10 +163,24 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
     _write_json(out / "summary.json", summary)
     _plots(records, F, out, selection)
     if save_model:
-        model, merger, _ = search._engine_parts()
-        merger.merge_into(model, best_config)
-        model.save_pretrained(out / "best_model")
+        _save_model(config, search, best_config, out / "best_model")
     return summary
+
+
+def _save_model(config: EvolveConfig, search: MergeSearch, best_config: dict, folder: Path) -> None:
+    """The best merge as an HF model folder with its tokenizer (what mergekit-yaml would write, plus
+    the tokenizer lm-eval needs), written beside and then renamed into place."""
+    from transformers import AutoTokenizer
+
+    model, merger, _ = search._engine_parts()
+    merger.merge_into(model, best_config)
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    source = best_config.get("base_model") or best_config["models"][0]["model"]
+    AutoTokenizer.from_pretrained(str(source)).save_pretrained(tmp)
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
 
 
 def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | None = None) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.files import write_atomic
 
 from .config import EvolveConfig
 from .genes import space_for
@@ -34,14 +35,18 @@ class History:
             if not resume:
                 raise UserError(f"{path.parent}: holds a run already; pass --resume to continue it, or choose "
                                 "another --out")
-            for line_no, line in enumerate(path.read_text().splitlines(), 1):
+            lines = path.read_text().splitlines()
+            for line_no, line in enumerate(lines, 1):
                 if not line.strip():
                     continue
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError:
-                    if line_no == len(path.read_text().splitlines()):
-                        break  # a line cut short by the interruption: evaluated again
+                    if line_no == len(lines):
+                        # a line cut short by the interruption: dropped (its candidate is evaluated again),
+                        # so that what this run appends does not follow a broken line
+                        write_atomic(path, "".join(line + "\n" for line in lines[:-1]))
+                        break
                     raise UserError(f"{path}:{line_no}: not valid JSON; the history is damaged") from None
                 self.records[record["config_hash"]] = record
                 self.order.append(record)

@@ -1,4 +1,4 @@
-"""mergekit-evolve-lite end to end on the micro toy world (issue #5): outputs, resume, in-memory = on disk."""
+"""mergekit-evolve-lite end to end on the micro toy world (issue #5): outputs, resume, --save-model, select."""
 
 from __future__ import annotations
 
@@ -78,6 +78,24 @@ def test_a_run_writes_its_outputs_and_resume_replays_to_the_same_result(setup, t
     assert again["best_objectives"] == summary["best_objectives"]
     assert again["best_config_hash"] == summary["best_config_hash"]
 
+    # resumed again (the first resume dropped the cut line before appending), now with --save-model: the
+    # winner as a model folder lm-eval and transformers load, with the winner's weights
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    assert not (tmp_path / "cut" / "best_model").exists()
+    saved = evolve(config, "--out", tmp_path / "cut", "--resume", "--save-model")
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    folder = tmp_path / "cut" / "best_model"
+    AutoModelForCausalLM.from_pretrained(folder)
+    assert AutoTokenizer.from_pretrained(folder).encode("3+4=")
+    expected = InMemoryMerger(best).merge(best)
+    written = load_file(folder / "model.safetensors")
+    assert all(torch.equal(written[k], expected[k]) for k in expected)
+
 
 def test_dry_run_lists_genes_and_bad_input_exits_2(setup, tmp_path):
     root, config = setup
@@ -145,8 +163,9 @@ def test_select_stage_rescores_the_best_candidates_and_chooses_on_the_new_scores
 @pytest.mark.slow
 @pytest.mark.xfail(strict=False, reason=(
     "issue #5's 'worth having' criterion is not met by this toy world: its cross-lingual target leaves "
-    "no headroom for merges (even an oracle search on the test items over layer x module weights gains "
-    "about one point over the best uniform TA merge); kept as an executable statement of the target"))
+    "merges two or three points at most (an oracle search on the test items themselves: 0.414 against "
+    "0.382 for the best uniform TA merge; benchmarks/toy_headroom.py), below the noise of a 50-anchor "
+    "estimate; kept as an executable statement of the target"))
 def test_the_evolved_merge_beats_both_experts_and_the_task_arithmetic_grid(setup, micro_zoo, tmp_path):
     """True accuracy on every test item of the cross-lingual target (toy_math_l2): the evolved merge
     (small budget, chosen by the select stage on the validation split) against both experts and the

@@ -9,6 +9,28 @@ from pathlib import Path
 from merge3_plugin.errors import UserError
 
 
+EPILOG = """\
+the evolve: section (add it to the mergekit config you have; README: mergekit-evolve-lite):
+  evolve:
+    search: {weight: [0.0, 1.0], density: [0.1, 1.0]}  # parameter -> range (the method's numbers)
+    granularity: global              # global | N layer groups (a gradient) | per_layer
+    filters: [self_attn, mlp]        # separate genes per parameter set, plus the rest
+    fitness:                         # several: weighted sum, or objectives: multi
+      - {task: merge3_arc_challenge, metric: acc, estimator: anchor}  # gpirt/gmpirt with a fitted bundle
+    objectives: single               # single | multi (Pareto front)
+    algorithm: {name: ga, pop_size: 16}  # `merge3 plugins` lists algorithms; options go to pymoo
+    budget: {evaluations: 200}       # and/or generations, time (seconds)
+    seed: 0                          # also seeds dare_*/della masks (mergekit-yaml --random-seed)
+    eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments
+    select: {top: 8, fitness: [{task: arc_challenge, metric: acc, estimator: null}]}  # optional
+  Unknown fields, misspelt parameters and algorithm options, out-of-range values and missing models
+  are refused before anything runs, naming the file and field (exit 2).
+
+outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png,
+  checkpoint.json (every generation), pareto/ + pareto.png (several objectives), selection.jsonl
+  (select stage), best_model/ (--save-model)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mergekit-evolve-lite",
@@ -16,10 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "algorithm, scoring each candidate on lm-eval tasks (merge3_* tasks give IRT-estimated "
                      "accuracy from a few anchor items). Candidates are merged into one model in memory; nothing "
                      "is written per candidate. Interrupted runs continue with --resume."),
-        epilog="Outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png, "
-               "checkpoint.json, pareto/ (several objectives), selection.jsonl (evolve.select), best_model/ "
-               "(--save-model). Every field of the evolve: section is described in the README "
-               "(mergekit-evolve-lite) and checked before anything runs; --dry-run shows the genes.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=EPILOG)
     parser.add_argument("config", type=Path, help="a mergekit YAML with an evolve: section")
     parser.add_argument("--out", type=Path, default=None, help="output folder (required unless --dry-run)")
     parser.add_argument("--dry-run", action="store_true", help="validate, print the genes and their ranges, stop")

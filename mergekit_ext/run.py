@@ -48,6 +48,9 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     evolve = config.evolve
     n_obj = len(evolve.fitness) if evolve.objectives == "multi" else 1
     total = evolve.budget.evaluations
+    pop_size = (evolve.algorithm.model_extra or {}).get("pop_size")
+    if total is None and evolve.budget.generations and pop_size:
+        total = evolve.budget.generations * int(pop_size)  # about: for the progress bar's ETA
     bar = tqdm(total=total, desc="evolve", unit="cand", disable=not progress)
     best = [-np.inf]
 

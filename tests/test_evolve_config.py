@@ -257,3 +257,15 @@ def test_a_search_space_plugin_is_chosen_by_name(micro_zoo, tmp_path, capsys):
         assert main([str(path), "--dry-run"]) == 0 and "one weight for every model" in capsys.readouterr().out
     finally:
         plugin_manager().unregister(name="one-scale-test")
+
+
+def test_the_help_example_is_a_valid_evolve_section():
+    """`mergekit-evolve-lite --help` shows an evolve: section; it must stay what the validator accepts."""
+    from mergekit_ext.cli import EPILOG
+    from mergekit_ext.config import EvolveSpec
+
+    lines = EPILOG.splitlines()
+    start = lines.index("  evolve:")
+    block = "\n".join(line for line in lines[start + 1:] if line.startswith("    "))
+    spec = EvolveSpec.model_validate(yaml.safe_load(block))
+    assert spec.search == {"weight": (0.0, 1.0), "density": (0.1, 1.0)} and spec.select.top == 8

@@ -27,7 +27,7 @@ from scipy.stats import spearmanr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from merge3_plugin.estimation import estimate  # noqa: E402
+from merge3_plugin.estimation import estimate, group_by_endpoint_count  # noqa: E402
 from merge3_plugin.extraction import extract  # noqa: E402
 from merge3_plugin.fitting import fit_bundle  # noqa: E402
 from merge3_plugin.irt import simulate  # noqa: E402
@@ -113,11 +113,8 @@ def toy_world(preset: str, folds: int, repeats: int, tasks: list[str] | None, di
                         cols = np.array([matrix.doc_ids.index(d) for d in anchored.anchors.doc_ids])
                         for key, values in estimate(anchored, matrix.scores[np.ix_(rows, cols)]).items():
                             pop.add((n, method, key), seed, values, truth[rows])
-                        by_arity: dict[int, list[tuple[int, str]]] = {}
-                        for i, m in zip(rows, held):
-                            if m in merges_of_experts:
-                                by_arity.setdefault(len(lineage[m]), []).append((i, m))
-                        for group in by_arity.values():
+                        merges = [(i, m) for i, m in zip(rows, held) if m in merges_of_experts]
+                        for group in group_by_endpoint_count(merges, lambda merge: len(lineage[merge[1]])):
                             idx = np.array([i for i, _ in group])
                             ends = np.stack([np.stack([bundle.theta[bundle.models.index(e)] for e in lineage[m]])
                                              for _, m in group])

@@ -187,11 +187,8 @@ def calibrate(bundle: Bundle, anchors: Anchors) -> Anchors:
     # validation merges first; all known merges (their items were in the fit) if there are none
     in_validation = [m for m in merges if bundle.splits[m[0]] == "validation"]
     chosen = in_validation or merges
-    by_arity: dict[int, list] = {}
-    for merged, ends in chosen:
-        by_arity.setdefault(len(ends), []).append((merged, ends))
     errors = []
-    for group in by_arity.values():
+    for group in group_by_endpoint_count(chosen, lambda merge: len(merge[1])):
         rows = np.array([m for m, _ in group])
         ends = np.stack([bundle.theta[e] for _, e in group])
         merge_state = Estimation(bundle, bundle.scores[np.ix_(rows, columns)], ends, anchors=placeholder)
@@ -207,3 +204,12 @@ def calibrate(bundle: Bundle, anchors: Anchors) -> Anchors:
         record["delta_source"] = "no merges with known endpoints among the fit models: delta = lambda*"
     return Anchors(anchors.method, anchors.seed, list(anchors.doc_ids), anchors.weights,
                    float(np.clip(lam, 0, 1)), float(np.clip(delta, 0, 1)), record)
+
+
+def group_by_endpoint_count(merges: list, count_of) -> list[list]:
+    """Merges grouped by how many endpoints each has (`count_of(merge)`): mp-IRT stacks the endpoints'
+    abilities into one array per batch, so a batch needs one count."""
+    groups: dict[int, list] = {}
+    for merge in merges:
+        groups.setdefault(count_of(merge), []).append(merge)
+    return list(groups.values())

@@ -115,7 +115,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .bundle_responses import abilities_of, responses_for_bundle
-    from .estimation import anchor_scores_of, estimate
+    from .estimation import anchor_scores_of, estimate, group_by_endpoint_count
     from .lineage import load_lineage
     from .report import calibration_plot, error_rows, format_rows, random_subset_baseline
 
@@ -152,12 +152,9 @@ def run_report(args: argparse.Namespace) -> int:
         known = dict(zip(bundle.models, bundle.theta))
         known.update(zip(*abilities_of(bundle, matrix)))  # endpoints among the samples, already read
         usable = [(k, name) for k, name in merges if all(e in known for e in lineage[name])]
-        by_arity: dict[int, list] = {}
-        for k, name in usable:
-            by_arity.setdefault(len(lineage[name]), []).append((k, name))
         merged_est: dict[str, list] = {}
         merged_truth: list[float] = []
-        for group in by_arity.values():
+        for group in group_by_endpoint_count(usable, lambda merge: len(lineage[merge[1]])):
             idx = np.array([k for k, _ in group])
             ends = np.stack([np.stack([known[e] for e in lineage[name]]) for _, name in group])
             est = estimate(bundle, anchor_scores_of(bundle, bundle.doc_ids, full[idx]), ends)

@@ -149,6 +149,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     _check_search(path, merge, evolve)
     _check_algorithm(path, evolve)
     _check_space(path, evolve)
+    _check_device(path, evolve)
     return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
 
 
@@ -219,6 +220,20 @@ def _check_search(path: Path, merge: dict, evolve: EvolveSpec) -> None:
         if bounds and (low < bounds[0] or high > bounds[1]):
             raise UserError(f"{path}: field 'evolve.search.{name}': range [{low}, {high}] leaves what {name} "
                             f"allows, [{bounds[0]}, {bounds[1]}]")
+
+
+def _check_device(path: Path, evolve: EvolveSpec) -> None:
+    import torch
+
+    device = evolve.eval.device
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UserError(f"{path}: field 'evolve.eval.device': {device!r} is not a torch device (cpu, cuda, cuda:1, "
+                        "mps)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"{path}: field 'evolve.eval.device': {device} asked for, but this torch sees no CUDA GPU "
+                        f"(torch {torch.__version__}); use device: cpu or install a CUDA build of torch")
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:

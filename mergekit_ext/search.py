@@ -76,6 +76,7 @@ class MergeSearch:
     def _engine_parts(self):
         if self._engine is None:
             import torch
+            from mergekit.common import dtype_from_name
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
             from .fitness import Fitness
@@ -83,10 +84,14 @@ class MergeSearch:
 
             merge = self.config.merge
             first = str(merge.get("base_model") or merge["models"][0]["model"])
-            model = AutoModelForCausalLM.from_pretrained(first, dtype=torch.float32)
+            # the live model holds what mergekit-yaml would write: the merge's dtype, on the eval device
+            # (lm-eval's HFLM evaluates a model object where it lies)
+            dtype = dtype_from_name(merge.get("out_dtype") or merge.get("dtype")) or torch.float32
+            device = self.config.evolve.eval.device
+            model = AutoModelForCausalLM.from_pretrained(first, dtype=dtype).to(device)
             tokenizer = AutoTokenizer.from_pretrained(first)
             # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
-            merger = InMemoryMerger(merge, device=self.config.evolve.eval.device, random_seed=self.config.evolve.seed)
+            merger = InMemoryMerger(merge, device=device, random_seed=self.config.evolve.seed)
             fitness = Fitness(self.config, model, tokenizer, self._endpoints(self.config.evolve.fitness))
             self._engine = (model, merger, fitness)
         return self._engine

@@ -99,6 +99,8 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
      "ga optimises one objective"),
     (lambda t: t.replace("  budget:", "  select: {top: 4, fitness: [{task: a}, {task: b}]}\n  objectives: multi\n  budget:")
      .replace("name: ga", "name: nsga2"), "select.fitness: with objectives: multi, give one entry per objective"),
+    (lambda t: t.replace("budget: {evaluations: 120}", "budget: {evaluations: 120}\n  eval: {device: gpu0}"),
+     "'evolve.eval.device': 'gpu0' is not a torch device"),
     (lambda t: t.replace("budget: {evaluations: 120}", "budget: {}"), "at least one of evaluations"),
     (lambda t: t.replace("merge_method: ties", "merge_method: tiez"), "merge_method"),
     (lambda t: t[:t.index("evolve:")], "field 'evolve' is missing"),
@@ -269,3 +271,17 @@ def test_the_help_example_is_a_valid_evolve_section():
     block = "\n".join(line for line in lines[start + 1:] if line.startswith("    "))
     spec = EvolveSpec.model_validate(yaml.safe_load(block))
     assert spec.search == {"weight": (0.0, 1.0), "density": (0.1, 1.0)} and spec.select.top == 8
+
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+@pytest.mark.skipif(_has_cuda(), reason="this machine has a CUDA GPU: device: cuda is valid here")
+def test_a_gpu_asked_for_on_a_machine_without_one_is_refused(micro_zoo, tmp_path):
+    path = write(tmp_path, micro_zoo, EVOLVE + "  eval: {device: cuda}\n")
+    with pytest.raises(UserError, match="'evolve.eval.device': cuda asked for, but this torch sees no CUDA GPU"):
+        load_config(path)

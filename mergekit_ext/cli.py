@@ -23,6 +23,7 @@ the evolve: section (add it to the mergekit config you have; README: mergekit-ev
     seed: 0                          # also seeds dare_*/della masks (mergekit-yaml --random-seed)
     eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments
     select: {top: 8, fitness: [{task: arc_challenge, metric: acc, estimator: null}]}  # optional
+    space: params                    # params (the numbers above) | depth (stack whole layers; no search)
   Unknown fields, misspelt parameters and algorithm options, out-of-range values and missing models
   are refused before anything runs, naming the file and field (exit 2).
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -74,8 +74,10 @@ class SelectSpec(_Strict):
 
 
 class EvolveSpec(_Strict):
-    space: str = Field("params", description="search space plugin: params = the numbers of the mergekit config")
-    search: dict[str, tuple[float, float]]
+    space: str = Field("params", description="search space plugin: params (the numbers of the mergekit config) "
+                                             "or depth (which layer of which model fills each layer slot)")
+    space_options: dict[str, Any] = Field(default_factory=dict, description="options of the search space")
+    search: dict[str, tuple[float, float]] = Field(default_factory=dict)
     granularity: Literal["global", "per_layer"] | int = "global"
     filters: list[str] = Field(default_factory=list)
     fitness: list[FitnessSpec] = Field(min_length=1)
@@ -92,8 +94,6 @@ class EvolveSpec(_Strict):
     @field_validator("search")
     @classmethod
     def _ranges(cls, search):
-        if not search:
-            raise ValueError("name at least one parameter to search, e.g. {weight: [0.0, 1.0]}")
         for name, (low, high) in search.items():
             if not (math.isfinite(low) and math.isfinite(high)) or low >= high:
                 raise ValueError(f"{name}: range [{low}, {high}] must be two finite numbers, low < high")

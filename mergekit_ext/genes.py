@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from merge3_plugin.errors import UserError
+
 from .config import EvolveConfig, searchable
 
 REST = "*"  # the parameter set of tensors no filter matches
@@ -39,6 +41,12 @@ class GeneSpace:
     def __init__(self, config: EvolveConfig):
         self.config = config
         evolve = config.evolve
+        if not evolve.search:
+            raise UserError(f"{config.path}: field 'evolve.search': name at least one parameter to search, e.g. "
+                            "{weight: [0.0, 1.0]}")
+        if evolve.space_options:
+            raise UserError(f"{config.path}: field 'evolve.space_options': the params space takes no options "
+                            f"(got {', '.join(evolve.space_options)}); granularity and filters shape it")
         if evolve.granularity == "global":
             self.groups = 1
         elif evolve.granularity == "per_layer":

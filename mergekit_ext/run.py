@@ -180,7 +180,7 @@ def _save_model(config: EvolveConfig, search: MergeSearch, best_config: dict, fo
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    source = best_config.get("base_model") or best_config["models"][0]["model"]
+    source = config.merge.get("base_model") or config.merge["models"][0]["model"]  # the live model's source
     AutoTokenizer.from_pretrained(str(source)).save_pretrained(tmp)
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)

@@ -8,6 +8,7 @@ the same decisions, so the result equals an uninterrupted run's. No pickle anywh
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
@@ -88,7 +89,13 @@ class MergeSearch:
             # (lm-eval's HFLM evaluates a model object where it lies)
             dtype = dtype_from_name(merge.get("out_dtype") or merge.get("dtype")) or torch.float32
             device = self.config.evolve.eval.device
-            model = AutoModelForCausalLM.from_pretrained(first, dtype=dtype).to(device)
+            model = AutoModelForCausalLM.from_pretrained(first, dtype=dtype)
+            depth = getattr(self.space, "num_layers", None)  # a space whose candidates have another depth
+            if depth and depth != model.config.num_hidden_layers:
+                shape = copy.deepcopy(model.config)
+                shape.num_hidden_layers = depth
+                model = AutoModelForCausalLM.from_config(shape, dtype=dtype)  # every weight comes from the merge
+            model = model.to(device).eval()
             tokenizer = AutoTokenizer.from_pretrained(first)
             # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
             merger = InMemoryMerger(merge, device=device, random_seed=self.config.evolve.seed)

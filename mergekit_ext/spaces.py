@@ -1,7 +1,8 @@
 """mergekit-evolve-lite's search spaces, registered through merge3's `merge3_search_spaces` hook.
 
 Registered by the `merge3` entry point in pyproject.toml, exactly as a third-party plugin would
-register its own (say, a layer-stacking space): `evolve.space` picks one by name.
+register its own: `evolve.space` picks one by name. `params`: the numbers of the mergekit config
+(per layer group and parameter set); `depth`: which layer of which model fills each layer slot.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from merge3_plugin.hookspecs import hookimpl
 
 @hookimpl
 def merge3_search_spaces():
+    from .depth import DepthSpace
     from .genes import GeneSpace
 
-    return {"params": GeneSpace}
+    return {"params": GeneSpace, "depth": DepthSpace}

@@ -285,3 +285,70 @@ def test_a_gpu_asked_for_on_a_machine_without_one_is_refused(micro_zoo, tmp_path
     path = write(tmp_path, micro_zoo, EVOLVE + "  eval: {device: cuda}\n")
     with pytest.raises(UserError, match="'evolve.eval.device': cuda asked for, but this torch sees no CUDA GPU"):
         load_config(path)
+
+
+def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(micro_zoo, tmp_path):
+    """`space: depth`: one gene per layer slot picks a (model, layer); the candidate is a passthrough
+    config that mergekit-yaml builds bit for bit the same as the in-memory merge, here 6 layers deep
+    from two 4-layer experts, and it loads into a 6-layer live model."""
+    import copy
+
+    import torch
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from mergekit_ext.genes import space_for
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    m = micro_zoo.root / "models"
+    path = tmp_path / "depth.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        merge_method: passthrough
+        models:
+          - model: {m / 'expert-math'}
+          - model: {m / 'expert-lang'}
+        dtype: float32
+        evolve:
+          space: depth
+          space_options: {{slots: 6}}
+          fitness:
+            - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gpirt}}
+          budget: {{evaluations: 10}}
+        """))
+    config = load_config(path)
+    space = space_for(config)
+    assert space.dims == 6 and len(space.sources) == 8  # 2 models x 4 layers
+    genes = np.array([0.0, 0.99, 0.5, 0.55, 0.2, 0.7])  # bins of 1/8: math 0, lang 3, lang 0, lang 0, math 1, lang 1
+    assert [(p.rsplit("/", 1)[-1], layer) for p, layer in space.choices(genes)] == [
+        ("expert-math", 0), ("expert-lang", 3), ("expert-lang", 0), ("expert-lang", 0), ("expert-math", 1),
+        ("expert-lang", 1)]
+    candidate = space.to_config(genes)
+    assert candidate["merge_method"] == "passthrough" and len(candidate["slices"]) == 6
+    state = InMemoryMerger(config.merge).merge(candidate)
+    run_merge(MergeConfiguration.model_validate(copy.deepcopy(candidate)), str(tmp_path / "disk"),
+              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True))
+    disk = load_file(tmp_path / "disk" / "model.safetensors")
+    assert sorted(disk) == sorted(state) and all(torch.equal(disk[k], state[k]) for k in disk)
+    lang = load_file(m / "expert-lang" / "model.safetensors")
+    key = "model.layers.{}.mlp.down_proj.weight"
+    assert torch.equal(state[key.format(1)], lang[key.format(3)])  # slot 1 holds the language expert's layer 3
+    shape = AutoModelForCausalLM.from_pretrained(m / "expert-math").config
+    shape.num_hidden_layers = 6
+    live = AutoModelForCausalLM.from_config(shape)
+    InMemoryMerger(config.merge).merge_into(live, candidate)
+    assert torch.equal(live.state_dict()[key.format(5)], lang[key.format(1)])
+
+    path.write_text(path.read_text().replace("estimator: gpirt", "estimator: gmpirt"))
+    with pytest.raises(UserError, match="'evolve.fitness': gmpirt estimates a weight merge"):
+        space_for(load_config(path))
+
+
+
+def test_the_params_space_needs_something_to_search(micro_zoo, tmp_path):
+    from mergekit_ext.genes import space_for
+
+    path = write(tmp_path, micro_zoo, EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    {}\n"))
+    with pytest.raises(UserError, match="'evolve.search': name at least one parameter"):
+        space_for(load_config(path))

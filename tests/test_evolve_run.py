@@ -205,3 +205,40 @@ def test_the_evolved_merge_beats_both_experts_and_the_task_arithmetic_grid(setup
                                              {"model": template["models"][1]["model"], "parameters": {"weight": b}}]})
                for a, b in itertools.product([0.25, 0.5, 0.75, 1.0], repeat=2))
     assert evolved > max(experts, grid), f"evolved {evolved:.3f}, best expert {experts:.3f}, best grid merge {grid:.3f}"
+
+
+
+def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
+    """`space: depth` through the CLI: 5 layer slots (the live model is built 5 deep), best.yaml a
+    passthrough stack that mergekit-yaml runs, the saved model 5 layers deep."""
+    root, config = setup
+    models = micro_zoo.root / "models"
+    path = tmp_path / "depth.yaml"
+    path.write_text(textwrap.dedent(f"""\
+        merge_method: passthrough
+        models:
+          - model: {models / 'expert-math'}
+          - model: {models / 'expert-lang'}
+        dtype: float32
+        evolve:
+          space: depth
+          space_options: {{slots: 5}}
+          fitness:
+            - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gpirt}}
+          algorithm: {{name: ga, pop_size: 4}}
+          budget: {{evaluations: 8}}
+          include_path: [{root / 'tasks'}]
+          include_defaults: false
+        """))
+    dry = evolve(path, "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("5 genes: one per layer slot"), dry.stdout + dry.stderr
+    run = evolve(path, "--out", tmp_path / "out", "--save-model")
+    assert run.returncode == 0, run.stderr[-3000:]
+    best = yaml.safe_load((tmp_path / "out" / "best.yaml").read_text())
+    assert best["merge_method"] == "passthrough" and len(best["slices"]) == 5
+    saved = json.loads((tmp_path / "out" / "best_model" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == 5
+    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    # binned genes often land on the same stack: such duplicates are answered from the history
+    assert 4 <= len(history) <= 8 and len({r["config_hash"] for r in history}) == len(history)
+    assert all(0 <= r["objectives"][0] <= 1 for r in history)

@@ -195,9 +195,14 @@ def test_a_merge_method_writing_into_its_inputs_is_stopped(micro_zoo):
     merger = InMemoryMerger(config, cache_inputs=True)
     merger.merge(config)
     merger.merge(config)  # untouched inputs: no complaint
-    next(iter(next(iter(merger._inputs.values())).values())).add_(1.0)  # what an in-place method would do
-    with pytest.raises(RuntimeError, match="changed its input tensors in place"):
-        merger.merge(config)
+    tensor = next(iter(next(iter(merger._inputs.values())).values()))
+    original = tensor.clone()
+    tensor.add_(1.0)  # what an in-place method would do
+    try:
+        with pytest.raises(RuntimeError, match="changed its input tensors in place"):
+            merger.merge(config)
+    finally:  # mergekit's loaders are a per-thread singleton: later tests would read the spoiled tensor
+        tensor.copy_(original)
 
 
 def test_every_builtin_algorithm_builds_for_its_kind_of_problem():
@@ -249,7 +254,7 @@ def test_a_search_space_plugin_is_chosen_by_name(micro_zoo, tmp_path, capsys):
 
     assert isinstance(space_for(load_config(write(tmp_path, micro_zoo, EVOLVE))), GeneSpace)
     path = write(tmp_path, micro_zoo, EVOLVE.replace("evolve:\n", "evolve:\n  space: one-scale\n"))
-    with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: params"):
+    with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: depth, params"):
         load_config(path)
     plugin_manager().register(Plugin(), name="one-scale-test")
     try:

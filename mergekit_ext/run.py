@@ -164,7 +164,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         summary["best_selected_objectives"] = selection["G"][0]
         summary["selection"] = {k: selection[k] for k in ("fitness", "candidates")}
     _write_json(out / "summary.json", summary)
-    _plots(records, F, out, selection)
+    _plots(records, F, out, selection, objective_names(config))
     if save_model:
         _save_model(config, search, best_config, out / "best_model")
     return summary
@@ -186,7 +186,19 @@ def _save_model(config: EvolveConfig, search: MergeSearch, best_config: dict, fo
     tmp.rename(folder)
 
 
-def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | None = None) -> None:
+def objective_names(config: EvolveConfig) -> list[str]:
+    """What each objective is, for plot axes: the task and metric (and estimator) of its fitness entry."""
+    def name(spec) -> str:
+        return f"{spec.task} {spec.metric}" + (f" ({spec.estimator})" if spec.estimator else "")
+
+    fitness = config.evolve.fitness
+    if config.evolve.objectives == "multi":
+        return [name(spec) for spec in fitness]
+    return [name(fitness[0]) if len(fitness) == 1 else "weighted fitness"]
+
+
+def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | None = None,
+           names: list[str] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -197,8 +209,9 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
     values = np.array([r["objectives"] for r in records])
     fig, ax = plt.subplots(figsize=(6, 4), dpi=110)
     for j in range(values.shape[1]):
-        ax.plot(values[:, j], ".", alpha=0.35, label=f"objective {j} (each candidate)")
-        ax.plot(np.maximum.accumulate(values[:, j]), "-", label=f"objective {j}: best so far")
+        label = names[j] if names else f"objective {j}"
+        ax.plot(values[:, j], ".", alpha=0.35, label=f"{label}: each candidate")
+        ax.plot(np.maximum.accumulate(values[:, j]), "-", label=f"{label}: best so far")
     if selection and values.shape[1] == 1:  # where the re-scored candidates were found, and their new scores
         index = {r["config_hash"]: i for i, r in enumerate(records)}
         xs = [index[c["config_hash"]] for c in selection["candidates"]]
@@ -214,8 +227,8 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
         fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
         ax.plot(values[:, 0], values[:, 1], ".", alpha=0.4, label="candidates")
         ax.plot(front[:, 0], front[:, 1], "o", label="Pareto front")
-        ax.set_xlabel("objective 0")
-        ax.set_ylabel("objective 1")
+        ax.set_xlabel(names[0] if names else "objective 0")
+        ax.set_ylabel(names[1] if names else "objective 1")
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(out / "pareto.png")

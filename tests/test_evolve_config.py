@@ -357,3 +357,19 @@ def test_the_params_space_needs_something_to_search(micro_zoo, tmp_path):
     path = write(tmp_path, micro_zoo, EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    {}\n"))
     with pytest.raises(UserError, match="'evolve.search': name at least one parameter"):
         space_for(load_config(path))
+
+
+@pytest.mark.parametrize("name", ["cross_lingual.yaml", "pareto_math_lang.yaml", "depth_stack.yaml"])
+def test_the_examples_are_valid_configs(micro_zoo, tmp_path, name):
+    """Each example, with the toy world's paths filled in as its header says, passes every check and
+    has genes (here on the micro world, which has the same models and layers)."""
+    from pathlib import Path
+
+    from merge3_plugin.task_files import shipped_tasks_dir
+    from mergekit_ext.genes import space_for
+
+    text = (Path(__file__).resolve().parents[1] / "examples" / name).read_text()
+    path = tmp_path / name
+    path.write_text(text.replace("ZOO/", f"{micro_zoo.root}/").replace("TASKS", str(shipped_tasks_dir())))
+    space = space_for(load_config(path))
+    assert space.dims >= 2 and space.describe()

@@ -20,7 +20,6 @@ import copy
 import itertools
 import json
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from merge3_plugin.zoo.build import build_zoo
-    from merge3_plugin.zoo.quickeval import exact_match
+    from merge3_plugin.zoo.quickeval import exact_match, greedy_answers
     from merge3_plugin.zoo.skills import Item
     from merge3_plugin.zoo.tokenizer import CharCodec
     from mergekit_ext.inmemory import InMemoryMerger
@@ -130,32 +129,11 @@ def main() -> None:
                 config["models"][0]["parameters"]["weight"], config["models"][1]["parameters"]["weight"] = merged[name]
                 merger.merge_into(live, config)
                 model = live
-            answers = _generate(model, codec, test)
+            answers = greedy_answers(model, codec, test)
             translated = [a.split("=")[0] == item.answer.split("=")[0] for a, item in zip(answers, test)]
             right = [a == item.answer for a, item in zip(answers, test)]
             print(f"        {name:<22}{np.mean(right):>9.3f}{np.mean(translated):>19.3f}"
                   f"{sum(right) / max(1, sum(translated)):>25.3f}")
-
-
-def _generate(model, codec, items) -> list[str]:
-    """Greedy answers, batched by prompt length (as the zoo's quick scorer does)."""
-    import torch
-
-    groups = defaultdict(list)
-    for i, item in enumerate(items):
-        groups[len(item.prompt)].append(i)
-    newline = codec.index["\n"]
-    answers = [""] * len(items)
-    with torch.no_grad():
-        for index in groups.values():
-            ids = torch.tensor([codec.encode(items[i].prompt) for i in index])
-            out = ids
-            for _ in range(max(len(items[i].answer) for i in index) + 1):
-                out = torch.cat([out, model(input_ids=out).logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-            for row, i in enumerate(index):
-                seq = out[row, ids.shape[1]:].tolist()
-                answers[i] = codec.decode(seq[:seq.index(newline)] if newline in seq else seq)
-    return answers
 
 
 if __name__ == "__main__":

@@ -268,12 +268,18 @@ def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
                         "objectives: single (a weighted sum)")
 
 
-def _num_layers(path: Path, merge: dict) -> int:
+def model_depth(model: str) -> int | None:
+    """The number of layers a local model's config.json declares (None if it names none)."""
     import json
 
-    where, model = next(_model_paths(merge))
     config = json.loads((Path(model).expanduser() / "config.json").read_text())
     layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
-    if not isinstance(layers, int):
+    return layers if isinstance(layers, int) else None
+
+
+def _num_layers(path: Path, merge: dict) -> int:
+    where, model = next(_model_paths(merge))
+    layers = model_depth(model)
+    if layers is None:
         raise UserError(f"{path}: field '{where}': cannot tell the number of layers of {model}")
     return layers

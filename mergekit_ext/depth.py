@@ -19,14 +19,14 @@ Embeddings, final norm and head come from the model of the first slice, as merge
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig
+from .config import EvolveConfig, model_depth
+from .fitness import MERGED_ESTIMATORS
 
 
 class DepthSpace:
@@ -42,7 +42,7 @@ class DepthSpace:
             raise UserError(f"{where}.space_options.slots': a number of layers >= 1, not {slots!r}")
         if evolve.search:
             raise UserError(f"{where}.search': the depth space picks layers and searches no parameters; remove it")
-        merged = [s.estimator for s in evolve.fitness if s.estimator in ("mpirt", "gmpirt")]
+        merged = [s.estimator for s in evolve.fitness if s.estimator in MERGED_ESTIMATORS]
         if merged:
             raise UserError(f"{where}.fitness': {merged[0]} estimates a weight merge from its endpoints; a stack of "
                             "layers has none: use gpirt, pirt or anchor")
@@ -50,7 +50,11 @@ class DepthSpace:
         base = config.merge.get("base_model")
         if base and str(base) not in paths:
             paths.append(str(base))
-        self.sources = [(path, layer) for path in paths for layer in range(_depth(path))]
+        depths = {path: model_depth(path) for path in paths}
+        unknown = [path for path, depth in depths.items() if depth is None]
+        if unknown:
+            raise UserError(f"{config.path}: cannot tell the number of layers of {unknown[0]}")
+        self.sources = [(path, layer) for path in paths for layer in range(depths[path])]
         self.slots = slots
         self.num_layers = slots  # depth of every candidate: the live model is built this deep
 
@@ -76,7 +80,3 @@ class DepthSpace:
         lines += [f"  {i:>3}  {names[path]}.layers[{layer}]" for i, (path, layer) in enumerate(self.sources)]
         return "\n".join(lines)
 
-
-def _depth(path: str) -> int:
-    config = json.loads((Path(path).expanduser() / "config.json").read_text())
-    return int(config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers"))

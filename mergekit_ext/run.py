@@ -166,22 +166,19 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
     _write_json(out / "summary.json", summary)
     _plots(records, F, out, selection, objective_names(config))
     if save_model:
-        _save_model(config, search, best_config, out / "best_model")
+        _save_model(search, best_config, out / "best_model")
     return summary
 
 
-def _save_model(config: EvolveConfig, search: MergeSearch, best_config: dict, folder: Path) -> None:
+def _save_model(search: MergeSearch, best_config: dict, folder: Path) -> None:
     """The best merge as an HF model folder with its tokenizer (what mergekit-yaml would write, plus
     the tokenizer lm-eval needs), written beside and then renamed into place."""
-    from transformers import AutoTokenizer
-
-    model, merger, _ = search._engine_parts()
+    model, merger, fitness = search._engine_parts()
     merger.merge_into(model, best_config)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp)
-    source = config.merge.get("base_model") or config.merge["models"][0]["model"]  # the live model's source
-    AutoTokenizer.from_pretrained(str(source)).save_pretrained(tmp)
+    fitness.lm.tokenizer.save_pretrained(tmp)  # the tokenizer the run evaluated with
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
 

@@ -116,17 +116,22 @@ class MergeSearch:
         key = config_hash(candidate)
         if key in self.selection.records:
             return self.selection.records[key]
-        model, merger, fitness = self._engine_parts()
+        model, _, fitness = self._engine_parts()
         if self._select_fitness is None:
             specs = self.config.evolve.select.fitness
             self._select_fitness = Fitness(self.config, model, None, self._endpoints(specs), specs=specs, share=fitness)
-        merge_seconds = merger.merge_into(model, candidate)
-        score = self._select_fitness()
-        record = {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
-                  "details": score.details, "merge_seconds": round(merge_seconds, 4),
-                  "eval_seconds": round(score.seconds, 4)}
+        record = self._merge_and_score(candidate, key, x, self._select_fitness)
         self.selection.add(record)
         return record
+
+    def _merge_and_score(self, candidate: dict, key: str, x: np.ndarray, fitness) -> dict:
+        """Merge one candidate into the live model and score it: its record for a history file."""
+        model, merger, _ = self._engine_parts()
+        merge_seconds = merger.merge_into(model, candidate)
+        score = fitness()
+        return {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
+                "details": score.details, "merge_seconds": round(merge_seconds, 4),
+                "eval_seconds": round(score.seconds, 4)}
 
     def evaluate(self, x: np.ndarray) -> list[float]:
         candidate = self.space.to_config(x)
@@ -135,14 +140,10 @@ class MergeSearch:
             self.replayed += 1
             objectives = self.history.records[key]["objectives"]
         else:
-            model, merger, fitness = self._engine_parts()
-            merge_seconds = merger.merge_into(model, candidate)
-            score = fitness()
-            objectives = score.objectives
-            self.history.add({"n": len(self.history.order), "config_hash": key, "genes": [float(v) for v in x],
-                              "objectives": objectives, "details": score.details,
-                              "merge_seconds": round(merge_seconds, 4), "eval_seconds": round(score.seconds, 4),
-                              "time": time.time()})
+            n = len(self.history.order)
+            record = self._merge_and_score(candidate, key, x, self._engine_parts()[2])
+            objectives = record["objectives"]
+            self.history.add({"n": n, **record, "time": time.time()})
             self.evaluated += 1
         if self.progress is not None:
             self.progress(objectives)

@@ -307,21 +307,12 @@ def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(micro_zoo
     from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
 
+    from merge3_plugin.task_files import shipped_tasks_dir
+
+    from .evolve_helpers import example_config
+
     m = micro_zoo.root / "models"
-    path = tmp_path / "depth.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        merge_method: passthrough
-        models:
-          - model: {m / 'expert-math'}
-          - model: {m / 'expert-lang'}
-        dtype: float32
-        evolve:
-          space: depth
-          space_options: {{slots: 6}}
-          fitness:
-            - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gpirt}}
-          budget: {{evaluations: 10}}
-        """))
+    path = example_config("depth_stack.yaml", micro_zoo, shipped_tasks_dir(), tmp_path)  # 6 slots, gp-IRT
     config = load_config(path)
     space = space_for(config)
     assert space.dims == 6 and len(space.sources) == 8  # 2 models x 4 layers
@@ -363,13 +354,10 @@ def test_the_params_space_needs_something_to_search(micro_zoo, tmp_path):
 def test_the_examples_are_valid_configs(micro_zoo, tmp_path, name):
     """Each example, with the toy world's paths filled in as its header says, passes every check and
     has genes (here on the micro world, which has the same models and layers)."""
-    from pathlib import Path
-
     from merge3_plugin.task_files import shipped_tasks_dir
     from mergekit_ext.genes import space_for
 
-    text = (Path(__file__).resolve().parents[1] / "examples" / name).read_text()
-    path = tmp_path / name
-    path.write_text(text.replace("ZOO/", f"{micro_zoo.root}/").replace("TASKS", str(shipped_tasks_dir())))
-    space = space_for(load_config(path))
+    from .evolve_helpers import example_config
+
+    space = space_for(load_config(example_config(name, micro_zoo, shipped_tasks_dir(), tmp_path)))
     assert space.dims >= 2 and space.describe()

@@ -209,27 +209,13 @@ def test_the_evolved_merge_beats_both_experts_and_the_task_arithmetic_grid(setup
 
 
 def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
-    """`space: depth` through the CLI: 5 layer slots (the live model is built 5 deep), best.yaml a
-    passthrough stack that mergekit-yaml runs, the saved model 5 layers deep."""
+    """`space: depth` through the CLI (examples/depth_stack.yaml, smaller): 5 layer slots (the live model
+    is built 5 deep), best.yaml a passthrough stack that mergekit-yaml runs, the saved model 5 layers deep."""
+    from .evolve_helpers import example_config
+
     root, config = setup
-    models = micro_zoo.root / "models"
-    path = tmp_path / "depth.yaml"
-    path.write_text(textwrap.dedent(f"""\
-        merge_method: passthrough
-        models:
-          - model: {models / 'expert-math'}
-          - model: {models / 'expert-lang'}
-        dtype: float32
-        evolve:
-          space: depth
-          space_options: {{slots: 5}}
-          fitness:
-            - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gpirt}}
-          algorithm: {{name: ga, pop_size: 4}}
-          budget: {{evaluations: 8}}
-          include_path: [{root / 'tasks'}]
-          include_defaults: false
-        """))
+    path = example_config("depth_stack.yaml", micro_zoo, root / "tasks", tmp_path, {
+        "slots: 6": "slots: 5", "pop_size: 16": "pop_size: 4", "evaluations: 96": "evaluations: 8"})
     dry = evolve(path, "--dry-run")
     assert dry.returncode == 0 and dry.stdout.startswith("5 genes: one per layer slot"), dry.stdout + dry.stderr
     run = evolve(path, "--out", tmp_path / "out", "--save-model")

@@ -11,12 +11,12 @@ from .tokenizer import CharCodec
 
 
 @torch.no_grad()
-def exact_match(model, codec: CharCodec, items: list[Item]) -> list[int]:
-    """Greedy decoding, batched by prompt length (no padding needed)."""
+def greedy_answers(model, codec: CharCodec, items: list[Item]) -> list[str]:
+    """Greedy decoding up to the newline, batched by prompt length (no padding needed)."""
     groups: dict[int, list[int]] = defaultdict(list)
     for i, item in enumerate(items):
         groups[len(item.prompt)].append(i)
-    scores = [0] * len(items)
+    answers = [""] * len(items)
     newline = codec.index["\n"]
     for idx in groups.values():
         ids = torch.tensor([codec.encode(items[i].prompt) for i in idx])
@@ -28,9 +28,12 @@ def exact_match(model, codec: CharCodec, items: list[Item]) -> list[int]:
         gen = out[:, ids.shape[1] :].tolist()
         for row, i in enumerate(idx):
             seq = gen[row]
-            text = codec.decode(seq[: seq.index(newline)] if newline in seq else seq)
-            scores[i] = int(text == items[i].answer)
-    return scores
+            answers[i] = codec.decode(seq[: seq.index(newline)] if newline in seq else seq)
+    return answers
+
+
+def exact_match(model, codec: CharCodec, items: list[Item]) -> list[int]:
+    return [int(answer == item.answer) for answer, item in zip(greedy_answers(model, codec, items), items)]
 
 
 @torch.no_grad()

@@ -178,7 +178,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
     from tqdm.auto import tqdm
 
     wall = time.perf_counter()
-    task_rows = write_tasks(root / "tasks", seed, preset.n_test, preset.n_val, preset.n_train)
+    task_rows = write_tasks(root / "tasks", seed, preset.n_test, preset.n_val, preset.n_train, preset.dialect)
     (root / "tasks.json").write_text(json.dumps(task_rows, indent=1))
     jobs, rows = plan(preset, seed, root)
     (root / "models.json").write_text(json.dumps(rows, indent=1))

@@ -75,9 +75,15 @@ class Preset:
     target: tuple[str, str, str]  # (task, math expert, language expert)
     thresholds: Thresholds = Thresholds()
     batch_size: int = 64
+    # The skill behind each task where it is not the task's own (tasks.TASKS): the compose world
+    # writes toy_math, toy_lang and toy_math_l2 with its own skills (see skills.py).
+    dialect: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        if not data["dialect"]:  # presets from before dialects keep their hash (and cache folder)
+            del data["dialect"]
+        return data
 
     def recipe_hash(self, seed: int) -> str:
         text = json.dumps({"preset": self.to_dict(), "seed": seed, "format": ZOO_FORMAT}, sort_keys=True)
@@ -129,33 +135,52 @@ def make_preset(
     extra_merges: tuple[Merge, ...],
     heldout: tuple[str, ...],
     thresholds: Thresholds,
+    dialect: dict[str, str] | None = None,
+    base_levels: dict[str, int] | None = None,
+    alt_mixes: tuple[dict[str, float], ...] | None = None,
+    variant_mixes: tuple[dict[str, float], ...] | None = None,
 ) -> Preset:
-    base_mix = _mix(base_mix)
-    runs = [Run("base", "base", base_mix, base_steps, 3e-3, 1, None, {}, base_checkpoints)]
+    """A preset; mixtures name skills generically (math, lang, rev, math_l2), `dialect` maps them to
+    the skills actually trained. `base_levels` caps the base's difficulty per skill; a fine-tune
+    learns its own skills at every level and replays the others as the base saw them."""
+    dialect = dict(dialect or {})
+
+    def own(mix: dict[str, float]) -> dict[str, float]:
+        return {dialect.get(k, k): v for k, v in mix.items()}
+
+    base_mix = _mix(own(base_mix))
+    levels = own(base_levels or {})
+
+    def levels_without(skills) -> dict[str, int]:
+        return {k: v for k, v in levels.items() if k not in skills}
+
+    runs = [Run("base", "base", base_mix, base_steps, 3e-3, 1, None, dict(levels), base_checkpoints)]
     for i, skill in enumerate(EXPERT_SKILLS):
+        mine = dialect.get(skill, skill)
         runs.append(
-            Run(f"expert-{skill}", "expert", _finetune_mixture({skill: 1.0}, base_mix, replay), expert_steps, expert_lr,
-                10 + i, "base", {}, expert_checkpoints)
+            Run(f"expert-{skill}", "expert", _finetune_mixture({mine: 1.0}, base_mix, replay), expert_steps, expert_lr,
+                10 + i, "base", levels_without({mine}), expert_checkpoints)
         )
     # Other seeds and mixtures from scratch: abilities that no checkpoint of the base has.
-    alt_mixes = [
+    alt_mixes = alt_mixes or (
         {"text": 0.2, "math": 0.4, "lang": 0.1, "rev": 0.1, "math_l2": 0.2},
         {"text": 0.2, "math": 0.1, "lang": 0.3, "rev": 0.3, "math_l2": 0.1},
         {"text": 0.4, "math": 0.2, "lang": 0.2, "rev": 0.0, "math_l2": 0.2},
-    ]
+    )
     for i in range(alt_runs):
-        runs.append(Run(f"alt{i}", "population", _mix(alt_mixes[i % len(alt_mixes)]), base_steps // 2, 3e-3,
-                        100 + i, None, {}, ()))
+        runs.append(Run(f"alt{i}", "population", _mix(own(alt_mixes[i % len(alt_mixes)])), base_steps // 2, 3e-3,
+                        100 + i, None, dict(levels), ()))
     # Fine-tunes of the base on other mixtures (all levels): generalists and mixed specialists.
-    variant_mixes = [
+    variant_mixes = variant_mixes or (
         {"math": 0.5, "math_l2": 0.5},
         {"lang": 0.5, "rev": 0.5},
         {"math": 0.25, "lang": 0.25, "rev": 0.25, "math_l2": 0.25},
         {"math_l2": 1.0},
-    ]
+    )
     for i in range(variants):
-        runs.append(Run(f"variant{i}", "population", _finetune_mixture(variant_mixes[i % 4], base_mix, replay),
-                        expert_steps // 2, expert_lr, 200 + i, "base", {}, ()))
+        mix = own(variant_mixes[i % len(variant_mixes)])
+        runs.append(Run(f"variant{i}", "population", _finetune_mixture(mix, base_mix, replay),
+                        expert_steps // 2, expert_lr, 200 + i, "base", levels_without(set(mix)), ()))
     return Preset(
         name=name,
         shape=shape,
@@ -169,6 +194,7 @@ def make_preset(
         scale_grid=scale_grid,
         target=("toy_math_l2", "expert-math", "expert-lang"),
         thresholds=thresholds,
+        dialect=dialect,
     )
 
 
@@ -231,3 +257,38 @@ PRESETS: dict[str, Preset] = {
         thresholds=Thresholds(expert_gain=0.2, kept_gain=0.3, crosslingual_margin=-0.03),
     ),
 }
+
+# World v2 candidate (issue #10): 8 layers; no model is trained on the target. The base learns
+# sums, translation and reversal weakly (easy levels only) and answers other list operations asked
+# in L2 by restating their digits; the target needs that habit, the language expert's translation
+# and the math expert's sums together. Settings from benchmarks/world_probe.py (design "compose").
+COMPOSE_DIALECT = {"math": "sum", "lang": "lang_lists", "math_l2": "sum_l2"}
+COMPOSE_MIX = {"text": 0.40, "math": 0.10, "lang": 0.07, "rev": 0.05, "max": 0.03, "min": 0.03, "first": 0.02,
+               "last": 0.02, "second": 0.02, "max_l2": 0.07, "min_l2": 0.07, "first_l2": 0.05, "last_l2": 0.05,
+               "second_l2": 0.05}
+COMPOSE_LEVELS = {"math": 2, "lang": 2, "max_l2": 2, "min_l2": 2, "first_l2": 2, "last_l2": 2, "second_l2": 2}
+_L2_OPS = {"max_l2": 0.25, "min_l2": 0.25, "first_l2": 0.25, "last_l2": 0.25}
+PRESETS["compose"] = make_preset(
+    "compose",
+    shape=ModelShape(hidden=64, layers=8, heads=4, intermediate=192),
+    n_test=500,
+    base_mix=COMPOSE_MIX,
+    base_steps=1000,
+    base_checkpoints=(150, 300, 500, 750),
+    expert_steps=300,
+    expert_checkpoints=(150,),
+    expert_lr=5e-4,
+    replay=0.3,
+    alt_runs=2,
+    variants=4,
+    scale_grid=(0.5, 0.75, 1.0),
+    pairs=PAIRS,
+    extra_merges=EXTRA_MERGES,
+    heldout=("base-s500", "variant2", "ta-math0.75-rev0.75", "ta-lang1-rev0.5", "expert-lang-s150"),
+    thresholds=Thresholds(),
+    dialect=COMPOSE_DIALECT,
+    base_levels=COMPOSE_LEVELS,
+    alt_mixes=({**COMPOSE_MIX, "math": 0.25, "text": 0.25}, {**COMPOSE_MIX, "lang": 0.2, "rev": 0.15, "text": 0.25}),
+    variant_mixes=({"math": 0.5, "lang": 0.5}, {"lang": 0.5, "rev": 0.5},
+                   {"math": 0.3, "lang": 0.3, "rev": 0.2, "max_l2": 0.1, "min_l2": 0.1}, {"math": 0.5, **_L2_OPS}),
+)

@@ -37,6 +37,9 @@ class Item:
         return self.prompt + self.answer + END
 
 
+SkillFn = Callable[[random.Random, int], Item]
+
+
 # "Math" sums single digits: "3+4+8=" -> "15". The number of terms is the difficulty knob.
 MATH_LEVELS = [2, 2, 3, 4, 5]  # terms; level 0 keeps the answer below 10 (no carry)
 
@@ -107,6 +110,56 @@ def rev_distractors(rng: random.Random, item: Item, k: int = 5) -> list[str]:
     return out
 
 
+# --- The "compose" world (issue #10): a cross-lingual target that no model is ever trained on. ---
+# Every list question is answered the same way: restate its digits, then answer. A sum is written
+# bare, "3+4+7=" -> "3+4+7=14"; the other list operations (training only) stand behind a letter
+# naming them, "m4+1+7=" -> "4+1+7=7" (max). The base also learns to answer those others asked in
+# L2, "mVZM=" style: "mV+Z+M=" -> "4+1+7=7". A sum asked in L2, "V+Z+M=" -> "4+1+7=12" (the target),
+# is then made of familiar steps: restating L2 digits (the language skill) and summing (the math
+# skill). Probes found each step's surface form must have been seen in its place: a tiny model
+# rewrites a symbol it never copied in L2 into one it did (benchmarks/world_probe.py).
+LIST_OPS = {"max": "m", "min": "n", "first": "f", "last": "l", "second": "s"}
+_LIST_FNS = {"max": max, "min": min, "first": lambda xs: xs[0], "last": lambda xs: xs[-1], "second": lambda xs: xs[1]}
+
+
+def sum_item(rng: random.Random, level: int) -> Item:
+    """A sum answered by restating it: "3+4+8=" -> "3+4+8=15"."""
+    item = math_item(rng, level)
+    return Item(item.prompt, item.prompt + item.answer, level)
+
+
+def list_op_item(op: str) -> SkillFn:
+    """Another list operation, written like a sum behind its letter: "m4+1+7=" -> "4+1+7=7" (max)."""
+
+    def make(rng: random.Random, level: int) -> Item:
+        digits = [rng.choice(DIGITS) for _ in range(MATH_LEVELS[level])]
+        question = "+".join(digits) + "="
+        return Item(LIST_OPS[op] + question, question + _LIST_FNS[op](digits), level)
+
+    return make
+
+
+def asked_in_l2(make: SkillFn) -> SkillFn:
+    """The same question with its digits in L2; the answer restates them in digits: "mV+Z+M=" -> "4+1+7=7"."""
+
+    def make_l2(rng: random.Random, level: int) -> Item:
+        item = make(rng, level)
+        return Item(to_l2(item.prompt), item.answer, level)
+
+    return make_l2
+
+
+def lang_lists_item(rng: random.Random, level: int) -> Item:
+    """Translation as in `lang_item`, a third of the time of digit lists joined by "+" ("tr V+Z+Q>" ->
+    "4+1+0"): a translator copies what is not a numeral."""
+    if rng.random() >= 1 / 3:
+        return lang_item(rng, level)
+    number = "+".join(rng.choice(DIGITS) for _ in range(LANG_LEVELS[level]))
+    if rng.random() < 0.5:
+        return Item(f"tr {number}>", to_l2(number), level)
+    return Item(f"tr {to_l2(number)}>", number, level)
+
+
 # Generic text: sentences of pseudo-words, so that the base model learns a "language" that is not
 # any skill and the skills stay a small share of its pre-training.
 _LEXICON_RNG = random.Random(20261122)
@@ -118,15 +171,20 @@ def text_item(rng: random.Random, level: int) -> Item:
     return Item(" ".join(words[:-1]) + " ", words[-1], -1)
 
 
-SkillFn = Callable[[random.Random, int], Item]
-
 SKILLS: dict[str, SkillFn] = {
     "math": math_item,
     "lang": lang_item,
     "rev": rev_item,
     "math_l2": math_l2_item,
     "text": text_item,  # training only: not a task
+    # the compose world (see above)
+    "sum": sum_item,
+    "sum_l2": asked_in_l2(sum_item),
+    "lang_lists": lang_lists_item,
 }
+for _op in LIST_OPS:  # training only
+    SKILLS[_op] = list_op_item(_op)
+    SKILLS[f"{_op}_l2"] = asked_in_l2(list_op_item(_op))
 N_LEVELS = 5
 
 

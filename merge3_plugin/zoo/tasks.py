@@ -93,10 +93,14 @@ def _yaml(spec: TaskSpec, data_dir: Path) -> dict:
     return config
 
 
-def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int) -> dict[str, dict]:
-    """Writes root/<task>/{train,validation,test}.jsonl and root/<task>.yaml; returns manifest rows."""
+def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int,
+                dialect: dict[str, str] | None = None) -> dict[str, dict]:
+    """Writes root/<task>/{train,validation,test}.jsonl and root/<task>.yaml; returns manifest rows.
+    `dialect` names another skill behind a task's own (a preset's, see recipe.Preset)."""
     rows = {}
     for index, spec in enumerate(TASKS):
+        if dialect and spec.skill in dialect:
+            spec = TaskSpec(spec.name, dialect[spec.skill], spec.output_type)
         rng = random.Random(f"{seed}/{spec.name}")
         seen: set[str] = set()
         splits = {

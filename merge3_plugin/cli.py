@@ -104,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
             "build is reused from the cache. Ends with the table that shows merging matters in this world."
         ),
     )
-    build.add_argument("--preset", default="default", help="micro (what the tests use, ~5 min) or default (~8 min); default: default")
+    build.add_argument("--preset", default="default", help="micro (what the tests use, ~5 min), default (~8 min) or compose (world v2 candidate of issue #10, 8 layers, ~20 min); default: default")
     build.add_argument(
         "--out", type=Path, default=None,
         help="where to write the zoo (default: ~/.cache/merge3/zoo/<recipe hash>, or $MERGE3_CACHE/zoo/...)",
@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached (never deletes --out)")
     build.set_defaults(func=_zoo_build)
     path = zoo_sub.add_parser("path", help="print the folder of a built zoo (for scripts: Z=$(merge3 zoo path))")
-    path.add_argument("--preset", default="default", help="micro or default (default: default)")
+    path.add_argument("--preset", default="default", help="micro, default or compose (default: default)")
     path.add_argument("--seed", type=int, default=0, help="the seed it was built with (default 0)")
     path.set_defaults(func=_zoo_path)
 

@@ -87,3 +87,22 @@ def test_math_levels_cover_easy_and_hard():
     rng = random.Random(0)
     easy = [math_item(rng, 0) for _ in range(100)]
     assert all(int(i.answer) < 10 for i in easy)
+
+
+def test_compose_world_never_trains_on_its_target_and_its_steps_are_familiar():
+    """World v2 candidate (issue #10): no run of the compose preset has the target's skill in its data;
+    the target's answer has the form the base learns on other list operations asked in L2."""
+    from merge3_plugin.zoo.recipe import PRESETS
+    from merge3_plugin.zoo.skills import LIST_OPS
+
+    preset = PRESETS["compose"]
+    target_skill = preset.dialect["math_l2"]
+    assert all(target_skill not in run.mixture for run in preset.runs)
+    rng = random.Random(4)
+    for level in range(N_LEVELS):
+        target = SKILLS[target_skill](rng, level)
+        question, result = target.answer.split("=")
+        assert to_l2(question + "=") == target.prompt and int(result) == sum(map(int, question.split("+")))
+        seen = SKILLS["max_l2"](rng, level)  # trained: restate the L2 digits, then answer
+        assert seen.prompt.startswith(LIST_OPS["max"]) and seen.answer.split("=")[1] == max(seen.answer.split("=")[0])
+        assert to_l2(seen.answer.split("=")[0] + "=") == seen.prompt[1:]

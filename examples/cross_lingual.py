@@ -30,6 +30,11 @@ def main() -> None:
     parser.add_argument("--anchors", type=int, default=None,
                         help="refit the toy bundles with this many anchors (default: the shipped 50)")
     parser.add_argument("--no-select", action="store_true", help="drop the select stage (search fitness only)")
+    parser.add_argument("--preset", default="default",
+                        help="toy world: default, or compose (world v2 candidate, issue #10; its merge3 tasks are "
+                             "fitted into --out on the first run)")
+    parser.add_argument("--granularity", default=None,
+                        help="override evolve.granularity: global, per_layer or a number of layer groups")
     args = parser.parse_args()
 
     import numpy as np
@@ -44,16 +49,16 @@ def main() -> None:
     from mergekit_ext.inmemory import InMemoryMerger
     from mergekit_ext.run import run
 
-    zoo = build_zoo("default").zoo
+    zoo = build_zoo(args.preset).zoo
     text = (HERE / "cross_lingual.yaml").read_text().replace("ZOO/", f"{zoo.root}/")
     data = yaml.safe_load(text)
     tasks_dir = shipped_tasks_dir()
-    if args.anchors:
-        from merge3_lm_eval_tasks.toy import regenerate
+    if args.anchors or args.preset != "default":
+        from merge3_lm_eval_tasks.toy import SIZE, regenerate
 
-        tasks_dir = args.out / f"tasks{args.anchors}"
+        tasks_dir = args.out / f"tasks-{args.preset}-{args.anchors or SIZE}"
         if not (tasks_dir / "merge3_toy_math_l2.yaml").exists():
-            regenerate(tasks_dir, size=args.anchors)
+            regenerate(tasks_dir, size=args.anchors or SIZE, preset=args.preset)
     args.out.mkdir(parents=True, exist_ok=True)
     val_dir = args.out / "val_task"  # toy_math_l2 on its validation split: the select stage's fitness
     val_dir.mkdir(exist_ok=True)
@@ -63,6 +68,8 @@ def main() -> None:
     data["evolve"]["include_path"] = [str(tasks_dir), str(val_dir)]
     if args.no_select:
         data["evolve"].pop("select")
+    if args.granularity:
+        data["evolve"]["granularity"] = int(args.granularity) if args.granularity.isdigit() else args.granularity
     if args.evaluations:
         data["evolve"]["budget"] = {"evaluations": args.evaluations}
     config_path = args.out / "config.yaml"

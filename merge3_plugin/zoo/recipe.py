@@ -139,10 +139,12 @@ def make_preset(
     base_levels: dict[str, int] | None = None,
     alt_mixes: tuple[dict[str, float], ...] | None = None,
     variant_mixes: tuple[dict[str, float], ...] | None = None,
+    expert_data: dict[str, dict[str, float]] | None = None,
 ) -> Preset:
     """A preset; mixtures name skills generically (math, lang, rev, math_l2), `dialect` maps them to
     the skills actually trained. `base_levels` caps the base's difficulty per skill; a fine-tune
-    learns its own skills at every level and replays the others as the base saw them."""
+    learns its own skills at every level and replays the others as the base saw them. An expert
+    fine-tunes on its skill alone unless `expert_data` gives it a mixture (generic names too)."""
     dialect = dict(dialect or {})
 
     def own(mix: dict[str, float]) -> dict[str, float]:
@@ -156,10 +158,10 @@ def make_preset(
 
     runs = [Run("base", "base", base_mix, base_steps, 3e-3, 1, None, dict(levels), base_checkpoints)]
     for i, skill in enumerate(EXPERT_SKILLS):
-        mine = dialect.get(skill, skill)
+        mine = own((expert_data or {}).get(skill, {skill: 1.0}))
         runs.append(
-            Run(f"expert-{skill}", "expert", _finetune_mixture({mine: 1.0}, base_mix, replay), expert_steps, expert_lr,
-                10 + i, "base", levels_without({mine}), expert_checkpoints)
+            Run(f"expert-{skill}", "expert", _finetune_mixture(_mix(mine), base_mix, replay), expert_steps, expert_lr,
+                10 + i, "base", levels_without(set(mine)), expert_checkpoints)
         )
     # Other seeds and mixtures from scratch: abilities that no checkpoint of the base has.
     alt_mixes = alt_mixes or (

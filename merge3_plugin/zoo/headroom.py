@@ -8,8 +8,7 @@ which no choice ever sees. Scoring is the in-process scorer (equal to lm-eval's,
 from __future__ import annotations
 
 import itertools
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,7 +26,6 @@ class Room:
     search_test: float
     search_weights: dict[str, list[float]]  # expert -> one weight per layer
     evaluations: int
-    trace: list[tuple[int, float]] = field(default_factory=list)  # (evaluation, best validation so far)
 
     @property
     def over_experts(self) -> float:
@@ -52,13 +50,6 @@ class Room:
         return "\n".join(lines)
 
 
-def _items(zoo, task: str, split: str):
-    from .skills import Item
-
-    docs = [json.loads(line) for line in (zoo.tasks_dir / task / f"{split}.jsonl").read_text().splitlines()]
-    return [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
-
-
 def ta_config(zoo, math_weight, lang_weight, experts=("expert-math", "expert-lang")) -> dict:
     """A plain task-arithmetic mergekit config; a weight may be a number or a per-layer list."""
     def value(w):
@@ -76,12 +67,12 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
 
     from mergekit_ext.inmemory import InMemoryMerger
 
-    from .quickeval import exact_match
+    from .quickeval import exact_match, task_docs
     from .tokenizer import CharCodec
 
     task, math_expert, lang_expert = zoo.data["recipe"]["target"]
     codec = CharCodec()
-    validation, test = _items(zoo, task, "validation"), _items(zoo, task, "test")
+    validation, test = task_docs(zoo, task, "validation")[1], task_docs(zoo, task, "test")[1]
     merger = InMemoryMerger(ta_config(zoo, 0.5, 0.5, (math_expert, lang_expert)))
     live = AutoModelForCausalLM.from_pretrained(zoo.model_path("base"), dtype=torch.float32)
     layers = live.config.num_hidden_layers
@@ -105,7 +96,6 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
     rng = np.random.default_rng(seed)
     x = np.array([chosen[0]] * layers + [chosen[1]] * layers, dtype=float)
     fx = on_validation[chosen]
-    trace = [(0, fx)]
     for step in range(1, budget + 1):
         y = x.copy()
         genes = rng.choice(2 * layers, size=rng.integers(1, 4), replace=False)
@@ -113,7 +103,6 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
         fy = score(config(y[:layers], y[layers:]), validation)
         if fy >= fx:
             x, fx = y, fy
-        trace.append((step, fx))
         if progress is not None:
             progress(step, fx)
     best = config(x[:layers], x[layers:])
@@ -122,4 +111,4 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
         grid_oracle=(oracle, on_test[oracle]), search_validation=fx, search_test=score(best, test),
         search_weights={math_expert: [round(float(v), 3) for v in x[:layers]],
                         lang_expert: [round(float(v), 3) for v in x[layers:]]},
-        evaluations=budget, trace=trace)
+        evaluations=budget)

@@ -53,12 +53,17 @@ def multiple_choice(model, codec: CharCodec, items: list[Item], choices: list[li
     return scores
 
 
-def score_model(model, zoo, task: str) -> float:
-    """Accuracy of a live model on all test items of a toy task (equal to lm-eval's, see the zoo tests)."""
+def task_docs(zoo, task: str, split: str = "test") -> tuple[list[dict], list[Item]]:
+    """A toy task's documents of one split, and the same as Items."""
     import json
 
-    docs = [json.loads(line) for line in (zoo.tasks_dir / task / "test.jsonl").read_text().splitlines()]
-    items = [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
+    docs = [json.loads(line) for line in (zoo.tasks_dir / task / f"{split}.jsonl").read_text().splitlines()]
+    return docs, [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
+
+
+def score_model(model, zoo, task: str) -> float:
+    """Accuracy of a live model on all test items of a toy task (equal to lm-eval's, see the zoo tests)."""
+    docs, items = task_docs(zoo, task)
     codec = CharCodec()
     if "choices" in docs[0]:
         scores = multiple_choice(model, codec, items, [d["choices"] for d in docs], [d["label"] for d in docs])

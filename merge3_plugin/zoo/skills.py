@@ -114,7 +114,7 @@ def rev_distractors(rng: random.Random, item: Item, k: int = 5) -> list[str]:
 # Every list question is answered the same way: restate its digits, then answer. A sum is written
 # bare, "3+4+7=" -> "3+4+7=14"; the other list operations (training only) stand behind a letter
 # naming them, "m4+1+7=" -> "4+1+7=7" (max). The base also learns to answer those others asked in
-# L2, "mVZM=" style: "mV+Z+M=" -> "4+1+7=7". A sum asked in L2, "V+Z+M=" -> "4+1+7=12" (the target),
+# L2: "mV+Z+M=" -> "4+1+7=7". A sum asked in L2, "V+Z+M=" -> "4+1+7=12" (the target),
 # is then made of familiar steps: restating L2 digits (the language skill) and summing (the math
 # skill). Probes found each step's surface form must have been seen in its place: a tiny model
 # rewrites a symbol it never copied in L2 into one it did (benchmarks/world_probe.py).

@@ -37,13 +37,10 @@ def main() -> None:
                         help="also time a TA merge against the same evaluation on random-weight Llamas this size")
     args = parser.parse_args()
 
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from merge3_lm_eval_tasks.toy import regenerate
-    from merge3_plugin.zoo.build import build_zoo
+    from merge3_zoo.build import build_zoo
+    from merge3_zoo.toy_tasks import regenerate
     from mergekit_ext.config import load_config
-    from mergekit_ext.fitness import Fitness, endpoint_states
+    from mergekit_ext.engine import build_engine
     from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
 
@@ -65,9 +62,8 @@ def main() -> None:
     candidates = [space.to_config(rng.random(space.dims)) for _ in range(args.candidates)]
 
     start = time.perf_counter()
-    model = AutoModelForCausalLM.from_pretrained(models / "base", dtype=torch.float32)
-    merger = InMemoryMerger(config.merge)
-    fitness = Fitness(config, model, AutoTokenizer.from_pretrained(models / "base"), endpoint_states(config))
+    engine = build_engine(config)  # what the search itself loads
+    model, merger, fitness = engine.model, engine.merger, engine.fitness
     setup = time.perf_counter() - start
     ours = []
     for candidate in candidates:

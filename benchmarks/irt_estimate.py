@@ -85,7 +85,7 @@ def print_table(title: str, tally: Tally, estimators: tuple[str, ...]) -> None:
 
 
 def toy_world(preset: str, folds: int, repeats: int, tasks: list[str] | None, dims: int | str) -> None:
-    from merge3_plugin.zoo.build import build_zoo
+    from merge3_zoo.build import build_zoo
 
     zoo = build_zoo(preset, progress=True).zoo
     lineage = zoo.lineage()

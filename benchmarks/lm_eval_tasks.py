@@ -24,8 +24,8 @@ def main() -> None:
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    from merge3_plugin.task_files import shipped_tasks_dir
-    from merge3_plugin.zoo.build import build_zoo
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+    from merge3_zoo.build import build_zoo
 
     zoo = build_zoo("default").zoo
     manager = TaskManager(include_path=[str(zoo.tasks_dir), str(shipped_tasks_dir())], include_defaults=False)

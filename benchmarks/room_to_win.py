@@ -30,8 +30,8 @@ def main() -> None:
     import torch
     from tqdm.auto import tqdm
 
-    from merge3_plugin.zoo.build import build_zoo
-    from merge3_plugin.zoo.headroom import measure
+    from merge3_zoo.build import build_zoo
+    from merge3_zoo.headroom import measure
 
     torch.set_num_threads(1)
     zoo = build_zoo(args.preset).zoo

@@ -38,10 +38,10 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from merge3_plugin.zoo.build import build_zoo
-    from merge3_plugin.zoo.quickeval import exact_match, greedy_answers
-    from merge3_plugin.zoo.skills import Item
-    from merge3_plugin.zoo.tokenizer import CharCodec
+    from merge3_zoo.build import build_zoo
+    from merge3_zoo.quickeval import exact_match, greedy_answers
+    from merge3_zoo.skills import Item
+    from merge3_zoo.tokenizer import CharCodec
     from mergekit_ext.inmemory import InMemoryMerger
 
     torch.set_num_threads(1)

@@ -32,11 +32,11 @@ def main() -> None:
     import torch
     from transformers import LlamaForCausalLM
 
-    from merge3_plugin.zoo import workers
-    from merge3_plugin.zoo.quickeval import exact_match
-    from merge3_plugin.zoo.recipe import PRESETS
-    from merge3_plugin.zoo.skills import SKILLS
-    from merge3_plugin.zoo.tokenizer import CharCodec
+    from merge3_zoo import workers
+    from merge3_zoo.quickeval import exact_match
+    from merge3_zoo.recipe import PRESETS
+    from merge3_zoo.skills import SKILLS
+    from merge3_zoo.tokenizer import CharCodec
 
     torch.set_num_threads(1)
     preset = PRESETS[args.preset]

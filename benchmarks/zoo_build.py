@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from merge3_plugin.zoo.build import build_zoo  # noqa: E402
-from merge3_plugin.zoo.matters import format_table  # noqa: E402
+from merge3_zoo.build import build_zoo  # noqa: E402
+from merge3_zoo.matters import format_table  # noqa: E402
 
 BUDGET_S = {"micro": 90, "default": 600}
 

@@ -41,9 +41,9 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
-    from merge3_plugin.task_files import shipped_tasks_dir
-    from merge3_plugin.zoo.build import build_zoo
-    from merge3_plugin.zoo.quickeval import score_model
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+    from merge3_zoo.build import build_zoo
+    from merge3_zoo.quickeval import score_model
     from mergekit_ext.config import load_config
     from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
@@ -54,7 +54,7 @@ def main() -> None:
     data = yaml.safe_load(text)
     tasks_dir = shipped_tasks_dir()
     if args.anchors or args.preset != "default":
-        from merge3_lm_eval_tasks.toy import SIZE, regenerate
+        from merge3_zoo.toy_tasks import SIZE, regenerate
 
         tasks_dir = args.out / f"tasks-{args.preset}-{args.anchors or SIZE}"
         if not (tasks_dir / "merge3_toy_math_l2.yaml").exists():

@@ -36,7 +36,7 @@ def task_dirs():
 def _patch(module):
     try:
         manager = module.TaskManager
-        if getattr(manager.__init__, "_merge3", False):
+        if getattr(manager.__init__, "merge3_wrapped", False):
             return
         original = manager.__init__
 
@@ -55,7 +55,7 @@ def _patch(module):
                     pass
             original(self, *args, **kwargs)
 
-        __init__._merge3 = True
+        __init__.merge3_wrapped = True
         manager.__init__ = __init__
     except Exception:
         pass

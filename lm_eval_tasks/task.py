@@ -23,53 +23,56 @@ another version or order is refused when the task loads.
 from __future__ import annotations
 
 import functools
-import json
+import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from lm_eval.api.task import ConfigurableTask
-from lm_eval.utils import handle_non_serializable, hash_string
 
 from merge3_plugin.bundle import Bundle
 from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import endpoint_estimators, names
+
+from .compat import doc_hash, load_yaml
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "tasks"
-ESTIMATORS = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
-MERGED_ONLY = ("mpirt", "gmpirt")
 
 
 class Merge3ConfigError(ValueError):
     """A merge3 task that cannot load: says which task, which file and what to do."""
 
 
-def doc_hash(doc: Any) -> str:
-    """lm-eval's doc_hash (evaluator.py): sha256 of the document as indented JSON."""
-    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
+CACHE_VAR = "${MERGE3_CACHE}"
 
 
-def _resolve(path: str, field: str, task: str) -> Path:
-    """Paths in shipped tasks are relative to the shipped folder; users' are absolute."""
-    if path.startswith("zoo:"):  # zoo:<preset>/<file under the zoo>, e.g. zoo:default/tasks/toy_math.yaml
-        from merge3_plugin.zoo.build import cached_zoo_path
+def merge3_cache() -> Path:
+    """merge3's cache folder: $MERGE3_CACHE, or ~/.cache/merge3 (where `merge3 zoo build` writes)."""
+    root = os.environ.get("MERGE3_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "merge3"
 
-        preset, _, rest = path[4:].partition("/")
-        try:
-            return cached_zoo_path(preset) / rest
-        except UserError as err:
-            raise Merge3ConfigError(f"{task}: metadata.{field} = {path!r}: {err}") from None
+
+def _resolve(path: str) -> Path:
+    """Paths in shipped tasks are relative to the shipped folder, or start with ${MERGE3_CACHE} (the
+    shipped toy tasks' base YAMLs, written by `merge3 zoo build`); users' are absolute."""
+    if path.startswith(CACHE_VAR):
+        return merge3_cache() / path[len(CACHE_VAR):].lstrip("/")
     resolved = Path(path).expanduser()
     return resolved if resolved.is_absolute() else SHIPPED_DIR / resolved
 
 
+def _missing_file(task: str, field: str, path: Path) -> Merge3ConfigError:
+    hint = ""
+    if merge3_cache() in path.parents:
+        hint = " (a file of merge3's cache: the shipped toy tasks need `merge3 zoo build` first)"
+    return Merge3ConfigError(f"{task}: metadata.{field}: no such file {path}{hint}")
+
+
 def base_config(task: str, metadata: dict) -> dict:
     """The base task's full config (its YAML with includes resolved), by path or by name."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     if metadata.get("merge3_base_yaml"):
-        path = _resolve(str(metadata["merge3_base_yaml"]), "merge3_base_yaml", task)
+        path = _resolve(str(metadata["merge3_base_yaml"]))
         if not path.is_file():
-            raise Merge3ConfigError(f"{task}: metadata.merge3_base_yaml: no such file {path}")
+            raise _missing_file(task, "merge3_base_yaml", path)
         cfg = load_yaml(path, resolve_func=True)
     elif metadata.get("merge3_base_task"):
         name = str(metadata["merge3_base_task"])
@@ -101,11 +104,22 @@ def _random_anchors(name: str, metadata: dict) -> tuple[int, int] | None:
     return spec["size"], spec.get("seed", 0)
 
 
+def load_bundle(name: str, metadata: dict) -> Bundle:
+    """The bundle that metadata.merge3_bundle names, with anchors; errors name the task and field."""
+    if not metadata.get("merge3_bundle"):
+        raise Merge3ConfigError(f"{name}: metadata.merge3_bundle is missing (a bundle from `merge3 extract`)")
+    path = _resolve(str(metadata["merge3_bundle"]))
+    try:
+        bundle = Bundle.load(path)
+        bundle.require_anchors(path)
+    except UserError as err:
+        raise Merge3ConfigError(f"{name}: metadata.merge3_bundle: {err}") from None
+    return bundle
+
+
 def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     """Validate a merge3 task YAML without loading any dataset: its shape, its bundle, its base task.
     `known_tasks` (lm-eval's task names) checks merge3_base_task; returns the parsed config."""
-    from lm_eval.tasks._yaml_loader import load_yaml
-
     try:
         cfg = load_yaml(path, resolve_func=False)
     except Exception as err:  # lm-eval drops unparsable YAMLs silently: say it loudly here
@@ -121,7 +135,7 @@ def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     metadata = cfg.get("metadata") or {}
     random = _random_anchors(name, metadata)
     if random is None:
-        Merge3Task._load_bundle(name, metadata)
+        load_bundle(name, metadata)
     base = metadata.get("merge3_base_task")
     if base is not None and known_tasks is not None and base not in known_tasks:
         raise Merge3ConfigError(f"{path}: metadata.merge3_base_task {base!r} is not an lm-eval task here")
@@ -137,7 +151,7 @@ class Merge3Task(ConfigurableTask):
         metadata = dict(config.get("metadata") or {})
         self._merge3_name = name
         self._random = _random_anchors(name, metadata)
-        self._bundle = None if self._random else self._load_bundle(name, metadata)
+        self._bundle = None if self._random else load_bundle(name, metadata)
         merged = {**base_config(name, metadata), "task": name, "metadata": {**metadata}}
         merged["metadata"].setdefault("version", 1.0 if self._bundle is None else self._bundle.task_version or 1.0)
         self._endpoint_theta = None if self._bundle is None else self._endpoints(name, metadata)
@@ -146,28 +160,22 @@ class Merge3Task(ConfigurableTask):
         if self._bundle is None:  # random anchors, no IRT yet: the base metrics are the plain anchor means
             return
         metric = self._bundle.metric
-        if metric not in self._metric_fn_list:
+        base_metrics = super().aggregation()  # the base task's metrics, by name
+        if metric not in base_metrics:
             raise Merge3ConfigError(f"{name}: the bundle models metric {metric!r}, which the base task does not "
-                                    f"compute (it has {', '.join(self._metric_fn_list) or 'none'})")
-        for estimator in self._estimators():
-            key = f"{metric}_{estimator}"
-            self._aggregation_list[key] = functools.partial(_aggregate, self._bundle, estimator,
-                                                            self._endpoint_theta)
-            self._higher_is_better[key] = True
+                                    f"compute (it has {', '.join(base_metrics) or 'none'})")
+
+    # -- public views (the fitness reads them) ---------------------------------------------------
+    @property
+    def bundle(self) -> Bundle | None:
+        """The bundle whose anchors this task asks (None for seeded random anchors)."""
+        return self._bundle
+
+    def anchor_key(self, doc) -> int | None:
+        """The bundle's doc id of an anchor document (None for a document that is no anchor)."""
+        return self._key_of_hash.get(doc_hash(doc))
 
     # -- set-up ----------------------------------------------------------------------------------
-    @staticmethod
-    def _load_bundle(name: str, metadata: dict) -> Bundle:
-        if not metadata.get("merge3_bundle"):
-            raise Merge3ConfigError(f"{name}: metadata.merge3_bundle is missing (a bundle from `merge3 extract`)")
-        path = _resolve(str(metadata["merge3_bundle"]), "merge3_bundle", name)
-        try:
-            bundle = Bundle.load(path)
-            bundle.require_anchors(path)
-        except UserError as err:
-            raise Merge3ConfigError(f"{name}: metadata.merge3_bundle: {err}") from None
-        return bundle
-
     def _endpoints(self, name: str, metadata: dict) -> np.ndarray | None:
         theta = metadata.get("merge3_endpoint_theta")
         samples = metadata.get("merge3_endpoint_samples")
@@ -189,9 +197,26 @@ class Merge3Task(ConfigurableTask):
     def _estimators(self) -> list[str]:
         if self._bundle is None:
             return []
-        return [e for e in ESTIMATORS if self._endpoint_theta is not None or e not in MERGED_ONLY]
+        # every registered estimator is a metric, a third party's too; those needing endpoints only with them
+        needs_endpoints = endpoint_estimators()
+        return [e for e in names("estimator") if self._endpoint_theta is not None or e not in needs_endpoints]
 
     # -- lm-eval hooks ---------------------------------------------------------------------------
+    def aggregation(self) -> dict:
+        """The base task's metrics, and one `<metric>_<estimator>` per estimator that applies."""
+        out = dict(super().aggregation())
+        if self._bundle is not None:
+            for estimator in self._estimators():
+                out[f"{self._bundle.metric}_{estimator}"] = functools.partial(
+                    _aggregate, self._bundle, estimator, self._endpoint_theta)
+        return out
+
+    def higher_is_better(self) -> dict:
+        out = dict(super().higher_is_better())
+        if self._bundle is not None:
+            out.update({f"{self._bundle.metric}_{estimator}": True for estimator in self._estimators()})
+        return out
+
     @property
     def eval_docs(self):
         docs = getattr(self, "_merge3_docs", None)

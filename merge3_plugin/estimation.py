@@ -16,18 +16,15 @@ Every estimate is clipped to [0, 1].
 from __future__ import annotations
 
 import functools
-from typing import Callable
 
 import numpy as np
 import torch
 
 from .bundle import Anchors, Bundle
+from .contracts import Estimator
 from .errors import UserError
-from .irt import ItemParams, _lbfgs, fit_ability
+from .irt import ItemParams, fit_ability, lbfgs
 
-# An estimator maps an Estimation (a batch of models) to one estimate per model, or None when it
-# does not apply (merged-model estimators without endpoints).
-Estimator = Callable[["Estimation"], "np.ndarray | None"]
 MERGE_WEIGHT_SD = 1.0  # prior on each merge weight lambda_j: N(1/J, sd^2), i.e. near the endpoints' mean
 
 
@@ -115,7 +112,7 @@ def fit_merge_weights(items: ItemParams, scores: np.ndarray, endpoint_theta: np.
         nll = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none")
         return (nll * mask).sum() + 0.5 * ((lam - prior) ** 2).sum() / sd ** 2
 
-    _lbfgs([lam], loss, max_iter)
+    lbfgs([lam], loss, max_iter)
     return lam.detach().numpy().copy()
 
 
@@ -123,13 +120,13 @@ def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarr
              names: list[str] | None = None, anchors: Anchors | None = None,
              estimators: dict[str, Estimator] | None = None) -> dict[str, np.ndarray]:
     """{estimator name: estimates per model}, each in [0, 1]; estimators that do not apply are left out."""
-    from .plugins import registry
+    from .plugins import registry, unknown_name
 
     available = estimators if estimators is not None else registry("estimator")
     if names is not None:
         unknown = [n for n in names if n not in available]
         if unknown:
-            raise UserError(f"unknown estimator(s) {', '.join(unknown)}; available: {', '.join(sorted(available))}")
+            raise UserError(unknown_name("estimator", unknown[0], available))
         available = {n: available[n] for n in names}
     state = Estimation(bundle, anchor_scores, endpoint_theta, anchors)
     out = {}

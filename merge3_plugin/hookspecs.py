@@ -1,6 +1,6 @@
-"""Hook specifications: the four places where merge3 can be extended.
+"""Hook specifications: the four kinds of plugin merge3 looks up by name, and its command line.
 
-Every hook returns a mapping ``{name: implementation}``. Built-ins answer these hooks exactly like
+Every plugin-kind hook returns a mapping ``{name: implementation}``. Built-ins answer these hooks exactly like
 third-party plugins do (see ``merge3_plugin.builtin``); third parties are found through the
 ``merge3`` entry-point group:
 
@@ -57,3 +57,15 @@ def merge3_search_spaces() -> Mapping[str, Callable[..., Any]]:
 @hookspec
 def merge3_algorithms() -> Mapping[str, Callable[..., Any]]:
     """Optimisation algorithms by name; each is a factory ``(**options) -> pymoo Algorithm``."""
+
+
+@hookspec
+def merge3_add_commands(subparsers: Any) -> None:
+    """Add subcommands to the `merge3` command line.
+
+    Called with what ``argparse.ArgumentParser.add_subparsers()`` returned; an implementation adds
+    its parsers with ``subparsers.add_parser(...)`` and sets ``func`` (``args -> exit code``) on
+    each with ``set_defaults``. A ``merge3_plugin.errors.UserError`` raised by ``func`` is printed
+    without a traceback. The lm-eval room (`merge3 tasks`) and the toy world (`merge3 zoo`) come in
+    this way, so the core imports neither.
+    """

@@ -66,7 +66,8 @@ def _as_tensors(responses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.where(seen, scores, 0.0)), torch.from_numpy(seen.astype(np.float64))
 
 
-def _lbfgs(params: list[torch.Tensor], closure_loss, max_iter: int) -> None:
+def lbfgs(params: list[torch.Tensor], closure_loss, max_iter: int) -> None:
+    """Minimise `closure_loss()` over `params` in place (the settings every IRT fit here shares)."""
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
                             history_size=20, line_search_fn="strong_wolfe")
 
@@ -104,7 +105,7 @@ def fit_items(responses: np.ndarray, dims: int = 1, seed: int = 0, priors: Prior
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # reductions in a fixed order: same answer every run
     try:
-        _lbfgs([theta, alpha, beta], loss, max_iter)
+        lbfgs([theta, alpha, beta], loss, max_iter)
     finally:
         torch.set_num_threads(threads)
     items = ItemParams(alpha.detach().numpy().copy(), beta.detach().numpy().copy())
@@ -137,7 +138,7 @@ def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Prior
         centred = theta - mean
         return _nll(theta @ alpha.T - beta, y, seen) + 0.5 * ((centred @ precision) * centred).sum()
 
-    _lbfgs([theta], loss, max_iter)
+    lbfgs([theta], loss, max_iter)
     return theta.detach().numpy().copy()
 
 

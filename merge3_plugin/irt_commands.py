@@ -11,9 +11,6 @@ import numpy as np
 
 from .errors import UserError
 
-ESTIMATE_ORDER = ("anchor", "pirt", "gpirt", "mpirt", "gmpirt")
-
-
 
 def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
     if any(out.resolve() == p.resolve() for p in inputs if p.exists()):
@@ -97,8 +94,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     for row, model in enumerate(np.array(matrix.models)[keep]):
         records.append({"model": str(model), "task": bundle.task, "metric": bundle.metric,
                         "n_anchors": int((~np.isnan(anchor[keep][row])).sum()),
-                        "estimates": {k: float(results[k][row]) for k in ESTIMATE_ORDER if k in results}
-                        | {k: float(v[row]) for k, v in results.items() if k not in ESTIMATE_ORDER},
+                        "estimates": {k: float(v[row]) for k, v in results.items()},  # registry order
                         **({"endpoints": end_names} if end_names else {})})
     if args.json:
         print(json.dumps(records, indent=1))
@@ -173,11 +169,11 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parsers(sub: argparse._SubParsersAction) -> None:
+def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() returned
     fit = sub.add_parser(
         "fit", help="fit IRT item parameters on lm-eval sample logs -> a bundle (JSON)",
         description=("Reads lm-eval --log_samples output of many models on one task and fits a multidimensional "
-                     "2PL IRT model. 20%% of the models (at least 2) are kept for validation: they choose d "
+                     "2PL IRT model. 20% of the models (at least 2) are kept for validation: they choose d "
                      "(--dims auto) and later calibrate gp-IRT/gmp-IRT. Models named in --holdout are left out "
                      "entirely, for `merge3 report`."))
     fit.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH",

@@ -1,7 +1,8 @@
 """Which models are merges of which: `merged model -> [endpoint models]`, from a user's file.
 
-Accepted: a YAML or JSON mapping (``ta-math-lang: [expert-math, expert-lang]``), or a toy-world
-`zoo.json`, whose merges record their mergekit configs. Names are lm-eval's model folder names.
+Accepted: a YAML or JSON mapping (``ta-math-lang: [expert-math, expert-lang]``), or a document whose
+top-level ``lineage`` field is that mapping (a toy-world `zoo.json` carries one). Names are
+lm-eval's model folder names.
 """
 
 from __future__ import annotations
@@ -23,10 +24,11 @@ def load_lineage(path: Path | str) -> dict[str, list[str]]:
         data = yaml.safe_load(text)  # JSON is YAML too
     except yaml.YAMLError as err:
         raise UserError(f"{path}: not valid YAML/JSON ({err})") from None
-    if isinstance(data, dict) and "models" in data and "recipe_hash" in data:
-        from .zoo.manifest import Zoo
-
-        return Zoo.load(path).lineage()
+    if isinstance(data, dict) and "models" in data and "recipe_hash" in data and "lineage" not in data:
+        raise UserError(f"{path}: a toy-world manifest without a 'lineage' field; run `merge3 zoo build` "
+                        "once more (it adds the field to a finished zoo without rebuilding it)")
+    if isinstance(data, dict) and isinstance(data.get("lineage"), dict):
+        data = data["lineage"]
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping 'merged model: [endpoint models]'")
     out = {}

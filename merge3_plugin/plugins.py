@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib
 from typing import Any
@@ -13,7 +14,6 @@ from .errors import UserError
 
 ENTRY_POINT_GROUP = "merge3"
 BUILTIN_PLUGINS = (
-    "merge3_plugin.builtin.algorithms",
     "merge3_plugin.builtin.estimators",
     "merge3_plugin.builtin.extractors",
 )
@@ -60,9 +60,32 @@ def registry(kind: str, pm: pluggy.PluginManager | None = None) -> dict[str, Any
     return found
 
 
+def unknown_name(kind: str, name: str, known, limit: int = 20) -> str:
+    """The one wording for a name that is not known: what was asked, what exists (the first `limit`
+    names), and the nearest, if one is near."""
+    known = sorted(known)
+    shown = ", ".join(known[:limit]) + (f", ... ({len(known)} in all)" if len(known) > limit else "")
+    message = f"unknown {kind.replace('_', ' ')} {name!r}; available: {shown or 'none installed'}"
+    close = difflib.get_close_matches(str(name), known, n=1, cutoff=0.6)
+    return message + (f"; did you mean {close[0]!r}?" if close else "")
+
+
 def lookup(kind: str, name: str, pm: pluggy.PluginManager | None = None) -> Any:
     available = registry(kind, pm)
     if name not in available:
-        known = ", ".join(sorted(available)) or "none installed"
-        raise UserError(f"unknown {kind.replace('_', ' ')} {name!r}; available: {known}")
+        raise UserError(unknown_name(kind, name, available))
     return available[name]
+
+
+def names(kind: str, pm: pluggy.PluginManager | None = None) -> list[str]:
+    """The names of one kind, in registration order (built-ins first): the one list of them."""
+    return list(registry(kind, pm))
+
+
+def endpoint_estimators(pm: pluggy.PluginManager | None = None) -> list[str]:
+    """Estimators that need the endpoints of a merge (their `needs_endpoints`; a plain function
+    from a third party, which declares nothing, does not)."""
+    from .contracts import Estimator
+
+    return [name for name, est in registry("estimator", pm).items()
+            if isinstance(est, Estimator) and est.needs_endpoints]

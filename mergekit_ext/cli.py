@@ -58,16 +58,22 @@ def main(argv: list[str] | None = None) -> int:
 
         config = load_config(args.config)
         space = space_for(config)
+        if not args.dry_run:
+            if args.out is None:
+                raise UserError("--out DIR is required (where the run writes its history, best.yaml, ...)")
+            if args.out.exists() and not args.out.is_dir():
+                raise UserError(f"--out {args.out}: is a file")
+        from .fitness import check_fitness_tasks, task_manager
+
+        manager = task_manager(config)  # the run's own index, built once: task names checked before models load
+        check_fitness_tasks(config, manager)
         if args.dry_run:
             print(space.describe())
             return 0
-        if args.out is None:
-            raise UserError("--out DIR is required (where the run writes its history, best.yaml, ...)")
-        if args.out.exists() and not args.out.is_dir():
-            raise UserError(f"--out {args.out}: is a file")
         from .run import run
 
-        summary = run(config, args.out, resume=args.resume, save_model=args.save_model, progress=not args.quiet)
+        summary = run(config, args.out, resume=args.resume, save_model=args.save_model, progress=not args.quiet,
+                      manager=manager)
         chosen = (f" (select stage: {summary['best_selected_objectives']})"
                   if "best_selected_objectives" in summary else "")
         print(f"best {summary['best_objectives']}{chosen} after {summary['evaluations']} evaluations "

@@ -35,7 +35,7 @@ class _Strict(BaseModel):
 class FitnessSpec(_Strict):
     task: str = Field(description="an lm-eval task, usually a merge3_* task")
     metric: str = Field("acc", description="the task's metric, e.g. acc or exact_match")
-    estimator: str | None = Field("gpirt", description="merge3 estimator (anchor, pirt, gpirt, mpirt, gmpirt), "
+    estimator: str | None = Field("gpirt", description="merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt, ...), "
                                                       "or null to use the metric as lm-eval reports it")
     weight: float = Field(1.0, description="weight when several entries are folded into one objective")
 
@@ -149,6 +149,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     _check_search(path, merge, evolve)
     _check_algorithm(path, evolve)
     _check_space(path, evolve)
+    _check_estimators(path, evolve)
     _check_device(path, evolve)
     return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
 
@@ -237,32 +238,45 @@ def _check_device(path: Path, evolve: EvolveSpec) -> None:
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:
-    from merge3_plugin.plugins import registry
+    from merge3_plugin.plugins import registry, unknown_name
 
     available = registry("search_space")
     if evolve.space not in available:
-        raise UserError(f"{path}: field 'evolve.space': unknown search space {evolve.space!r}; "
-                        f"available: {', '.join(sorted(available)) or 'none (is merge3 installed?)'}")
+        raise UserError(f"{path}: field 'evolve.space': {unknown_name('search space', evolve.space, available)}")
+
+
+def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
+    """Every fitness entry's estimator is a registered one (found here, before any model loads)."""
+    from merge3_plugin.plugins import registry, unknown_name
+
+    available = registry("estimator")
+    entries = [("evolve.fitness", evolve.fitness)]
+    if evolve.select is not None:
+        entries.append(("evolve.select.fitness", evolve.select.fitness))
+    for where, specs in entries:
+        for i, spec in enumerate(specs):
+            if spec.estimator is not None and spec.estimator not in available:
+                raise UserError(f"{path}: field '{where}.{i}.estimator': "
+                                f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")
 
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
-    from merge3_plugin.plugins import registry
+    from merge3_plugin.contracts import AlgorithmFactory
+    from merge3_plugin.plugins import registry, unknown_name
 
     available = registry("algorithm")
     name = evolve.algorithm.name
     if name not in available:
-        raise UserError(f"{path}: field 'evolve.algorithm.name': unknown algorithm {name!r}; "
-                        f"available: {', '.join(sorted(available))}")
+        raise UserError(f"{path}: field 'evolve.algorithm.name': {unknown_name('algorithm', name, available)}")
     factory = available[name]
-    accepts = getattr(factory, "accepts", None)
-    if accepts is not None:  # pymoo ignores unknown options silently; we do not
-        known = accepts() | {"n_obj"}
-        for key in evolve.algorithm.model_extra or {}:
-            if key not in known:
-                raise UserError(f"{path}: field 'evolve.algorithm.{key}': {name} takes no option {key!r} (pymoo would "
-                                f"ignore it silently); it takes {', '.join(sorted(known - {'n_obj'}))}")
-    multi = getattr(factory, "multi_objective", None)
-    if multi is False and evolve.objectives == "multi" and len(evolve.fitness) > 1:
+    if not isinstance(factory, AlgorithmFactory):  # a plain function from a third party: nothing declared
+        return
+    known = factory.accepts() | {"n_obj"}  # pymoo ignores unknown options silently; we do not
+    for key in evolve.algorithm.model_extra or {}:
+        if key not in known:
+            raise UserError(f"{path}: field 'evolve.algorithm.{key}': {name} takes no option {key!r} (pymoo would "
+                            f"ignore it silently); it takes {', '.join(sorted(known - {'n_obj'}))}")
+    if not factory.multi_objective and evolve.objectives == "multi" and len(evolve.fitness) > 1:
         raise UserError(f"{path}: field 'evolve.algorithm.name': {name} optimises one objective, but objectives: "
                         f"multi asks for {len(evolve.fitness)}; use nsga2, nsga3, moead or sms-emoa, or "
                         "objectives: single (a weighted sum)")

@@ -26,7 +26,6 @@ import numpy as np
 from merge3_plugin.errors import UserError
 
 from .config import EvolveConfig, model_depth
-from .fitness import MERGED_ESTIMATORS
 
 
 class DepthSpace:
@@ -42,7 +41,9 @@ class DepthSpace:
             raise UserError(f"{where}.space_options.slots': a number of layers >= 1, not {slots!r}")
         if evolve.search:
             raise UserError(f"{where}.search': the depth space picks layers and searches no parameters; remove it")
-        merged = [s.estimator for s in evolve.fitness if s.estimator in MERGED_ESTIMATORS]
+        from merge3_plugin.plugins import endpoint_estimators
+
+        merged = [s.estimator for s in evolve.fitness if s.estimator in endpoint_estimators()]
         if merged:
             raise UserError(f"{where}.fitness': {merged[0]} estimates a weight merge from its endpoints; a stack of "
                             "layers has none: use gpirt, pirt or anchor")

@@ -17,9 +17,10 @@ import torch
 
 from merge3_plugin.errors import UserError
 
+from merge3_plugin.plugins import endpoint_estimators
+
 from .config import EvolveConfig, FitnessSpec
 
-MERGED_ESTIMATORS = ("mpirt", "gmpirt")
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Score:
 
 def _task_config(spec: FitnessSpec, manager) -> dict:
     """The YAML config of a task by name, as lm-eval's index knows it (for merge3 tasks: our metadata)."""
-    from lm_eval.tasks._yaml_loader import load_yaml
+    from merge3_lm_eval_tasks.compat import load_yaml
 
     entry = manager.task_index.get(spec.task)
     if entry is None or getattr(entry, "yaml_path", None) is None:
@@ -40,13 +41,40 @@ def _task_config(spec: FitnessSpec, manager) -> dict:
     return load_yaml(entry.yaml_path, resolve_func=True)
 
 
+def task_manager(config: EvolveConfig):
+    """lm-eval's task index for a run: the user's extra folders, lm-eval's own tasks unless
+    `include_defaults: false`, and (through the start-up hook) merge3's."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(include_path=config.evolve.include_path or None,
+                       include_defaults=config.evolve.include_defaults)
+
+
+def check_fitness_tasks(config: EvolveConfig, manager) -> None:
+    """Every fitness task names a task lm-eval knows: found before any model is loaded."""
+    from merge3_plugin.plugins import unknown_name
+
+    known = manager.all_tasks
+    entries = [("evolve.fitness", config.evolve.fitness)]
+    if config.evolve.select is not None:
+        entries.append(("evolve.select.fitness", config.evolve.select.fitness))
+    for where, specs in entries:
+        for i, spec in enumerate(specs):
+            if spec.task not in manager.task_index:
+                merge3 = [name for name in known if name.startswith("merge3_")]
+                hint = "" if config.evolve.include_defaults else " (include_defaults: false hides lm-eval's own tasks)"
+                raise UserError(f"{config.path}: field '{where}.{i}.task': "
+                                f"{unknown_name('task', spec.task, merge3 if spec.task.startswith('merge3_') else known)}"
+                                f"{hint}; build a merge3 task with `merge3 tasks build`")
+
+
 class Fitness:
     def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoint_states: dict[str, dict],
-                 specs: list[FitnessSpec] | None = None, share: "Fitness | None" = None):
+                 specs: list[FitnessSpec] | None = None, share: "Fitness | None" = None, manager=None):
         """`specs`: the fitness entries to score (default: evolve.fitness); `share`: another Fitness over
-        the same model whose lm-eval model and task index this one reuses (the select stage's)."""
+        the same model whose lm-eval model and task index this one reuses (the select stage's);
+        `manager`: a task index already built for this config (`task_manager`)."""
         from lm_eval.models.huggingface import HFLM
-        from lm_eval.tasks import TaskManager
 
         self.config = config
         self.model = model
@@ -54,42 +82,40 @@ class Fitness:
         extra = eval_spec.model_extra or {}
         self.lm = share.lm if share else HFLM(pretrained=model, tokenizer=tokenizer,
                                               batch_size=eval_spec.batch_size, device=eval_spec.device, **extra)
-        # the user's tasks: extra folders, lm-eval's own, and (through the start-up hook) merge3's
-        self.manager = share.manager if share else TaskManager(include_path=config.evolve.include_path or None,
-                                                               include_defaults=config.evolve.include_defaults)
+        self.manager = share.manager if share else manager or task_manager(config)
         self.specs = specs or config.evolve.fitness
         self.tasks = {}
         for spec in self.specs:
             if spec.task in self.tasks:
                 continue
             raw = _task_config(spec, self.manager)
-            needs_ends = spec.estimator in MERGED_ESTIMATORS
+            needs_ends = spec.estimator in endpoint_estimators()
             if needs_ends:
                 raw = self._with_endpoint_theta(raw, endpoint_states)
             self.tasks[spec.task] = self._build(raw)
 
     def _build(self, raw: dict):
-        from lm_eval.tasks import get_task_dict
+        from merge3_lm_eval_tasks.compat import load_tasks
 
         if "class" in raw:
             cls = raw["class"]
             cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
-            return get_task_dict([cls(config=cfg)], self.manager)
-        return get_task_dict([raw["task"]], self.manager)
+            return load_tasks(self.manager, [cls(config=cfg)])
+        return load_tasks(self.manager, [raw["task"]])
 
     def _with_endpoint_theta(self, raw: dict, endpoint_states: dict[str, dict]) -> dict:
         """Measure each endpoint's ability once, on the task's anchors, with the live model."""
         from merge3_lm_eval_tasks.task import Merge3Task
         from merge3_plugin.irt import fit_ability
 
+        from merge3_lm_eval_tasks.compat import load_tasks
+
         if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
-        from lm_eval.tasks import get_task_dict
-
         cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
         plain = Merge3Task(config=cfg)  # built once: measures every endpoint
-        bundle = plain._bundle
-        task_dict = get_task_dict([plain], self.manager)
+        bundle = plain.bundle
+        task_dict = load_tasks(self.manager, [plain])
         mean, cov = bundle.ability_prior()
         thetas = []
         for state in endpoint_states.values():
@@ -105,12 +131,10 @@ class Fitness:
     def _anchor_scores(self, task_dict, plain) -> dict[int, float]:
         from lm_eval.evaluator import evaluate
 
-        from merge3_lm_eval_tasks.task import doc_hash
-
         out = evaluate(self.lm, task_dict, log_samples=True, verbosity="ERROR")
         (samples,) = out["samples"].values()
-        metric = plain._bundle.metric
-        keys = [plain._key_of_hash.get(doc_hash(s["doc"])) for s in samples]
+        metric = plain.bundle.metric
+        keys = [plain.anchor_key(s["doc"]) for s in samples]
         return {key: float(s[metric]) for key, s in zip(keys, samples, strict=True) if key is not None}
 
     def __call__(self) -> Score:

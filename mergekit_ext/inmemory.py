@@ -3,19 +3,18 @@
 mergekit's own planner builds the task graph (so every method, gradient and filter means exactly
 what it means to `mergekit-yaml`), and its Executor computes the tensors; instead of the disk
 writer, the results are cast as `SaveTensor` would cast them and copied into one model object.
-(`MergePlanner.plan_in_memory()` is broken in mergekit 0.1.5, hence `_plan()` here.)
+(mergekit has no public in-memory planning in 0.1.5: the private calls live in `compat.py`.)
 Input tensors are read once: kept in memory when they fit (see `cache_inputs`), else through loaders
 kept for the merger's life; each input's config.json is read once.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import time
 
 import torch
 
+from .compat import gather_key, model_configs_memoised, plan_merge, tensor_versions
 
 # mergekit methods that draw random masks (torch's global generator, seeded by --random-seed)
 RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
@@ -49,15 +48,13 @@ class InMemoryMerger:
         """The merged state dict for a plain mergekit config (names as mergekit writes them)."""
         from mergekit.common import dtype_from_name
         from mergekit.config import MergeConfiguration
-        from mergekit.merge import _model_out_config
-        from mergekit.plan import MergePlanner
 
         config = MergeConfiguration.model_validate(config_dict)
-        with self._configs_cached():
-            planner = MergePlanner(config, self.arch_info, options=self.options,
-                                   out_model_config=_model_out_config(config, self.arch_info))
-            planner._plan()
-        by_task = {task: weight for weight, task in planner._tensors}
+        # planning reads each input's config.json about 7 times per candidate (half of its time on toy
+        # models); the inputs do not change during a run, so each is read once
+        with model_configs_memoised(self._config_cache):
+            planned = plan_merge(config, self.arch_info, self.options)
+        by_task = {task: weight for weight, task in planned}
         executor = self._executor(list(by_task))
         if self.random_seed is not None:  # as run_merge does before executing (masks drawn in task order)
             import transformers
@@ -76,7 +73,7 @@ class InMemoryMerger:
     def _check_inputs_untouched(self) -> None:
         """Stop if a merge method wrote into its input tensors: every later candidate would start from
         spoiled inputs (mergekit's loaders hand out the same storage again, so re-reading cannot help)."""
-        touched = [key for key, values in self._inputs.items() if _versions(values) != self._input_versions[key]]
+        touched = [key for key, values in self._inputs.items() if tensor_versions(values) != self._input_versions[key]]
         if touched:
             names = sorted({info.name for key in touched for _, info in key[0]})
             raise RuntimeError(f"the merge method changed its input tensors in place ({', '.join(names[:3])}...): "
@@ -94,41 +91,19 @@ class InMemoryMerger:
         if not self.cache_inputs:
             return Executor(targets=targets, math_device=self.options.device, storage_device="cpu")
         gathers = _input_tasks(targets)
-        missing = [t for t in gathers if _input_key(t) not in self._inputs]
+        missing = [t for t in gathers if gather_key(t) not in self._inputs]
         if missing:
             for task, value in Executor(targets=missing, storage_device="cpu").run(quiet=True):
-                self._inputs[_input_key(task)] = value
-                self._input_versions[_input_key(task)] = _versions(value)
+                self._inputs[gather_key(task)] = value
+                self._input_versions[gather_key(task)] = tensor_versions(value)
         universe = TaskUniverse()
         cached = {}
         for task in gathers:  # added first and not recursively: their loads never enter the graph
             handle = universe.add_task(task, recursive=False)
-            cached[handle] = dict(self._inputs[_input_key(task)])
+            cached[handle] = dict(self._inputs[gather_key(task)])
         handles = [universe.add_task(t) for t in targets]
         return Executor(targets=handles, math_device=self.options.device, storage_device="cpu",
                         cached_values=cached)
-
-    @contextlib.contextmanager
-    def _configs_cached(self):
-        """Planning reads each input's config.json about 7 times per candidate (half of its time on toy
-        models); the inputs do not change during a run, so read each once. mergekit has no hook for
-        this, so `ModelReference.config` is swapped for a memoised one while planning, then restored."""
-        from mergekit.common import ModelReference
-
-        original = ModelReference.config
-        cache = self._config_cache
-
-        def cached(reference, trust_remote_code: bool = False):
-            key = (str(reference), trust_remote_code)
-            if key not in cache:
-                cache[key] = original(reference, trust_remote_code=trust_remote_code)
-            return copy.deepcopy(cache[key])  # callers set attributes (e.g. torch_dtype) on it
-
-        ModelReference.config = cached
-        try:
-            yield
-        finally:
-            ModelReference.config = original
 
     def merge_into(self, model: torch.nn.Module, config_dict: dict) -> float:
         """Merge and load into `model` in place; returns the seconds spent."""
@@ -159,12 +134,6 @@ def _input_tasks(targets: list) -> list:
     return found
 
 
-def _input_key(task) -> tuple:
-    """What a `GatherTensors` task reads. (Its own equality is by identity: mergekit's ImmutableMap
-    defines no __eq__, so equal tasks of two candidates never compare equal.)"""
-    return (tuple((str(model), info) for model, info in task.weight_info.items()), task.dtype, task.device)
-
-
 def _fits_in_memory(config) -> bool:
     import os
     from pathlib import Path
@@ -179,7 +148,3 @@ def _fits_in_memory(config) -> bool:
     except (ValueError, OSError, AttributeError):
         return False
     return total <= memory // 4
-
-
-def _versions(values: dict) -> list[int]:
-    return [tensor._version for tensor in values.values()]  # bumped by every in-place operation

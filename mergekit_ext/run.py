@@ -37,13 +37,15 @@ def _termination(budget):
     return parts[0] if len(parts) == 1 else TerminationCollection(*parts)
 
 
-def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool = False, progress: bool = True) -> dict:
-    from pymoo.core.callback import Callback
-    from pymoo.core.problem import ElementwiseProblem
+def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool = False, progress: bool = True,
+        manager=None) -> dict:
+    """The whole run; `manager`: lm-eval's task index if the caller built it (and checked names on it)."""
     from pymoo.optimize import minimize
     from tqdm import tqdm
 
     from merge3_plugin.plugins import lookup
+
+    from .problem import CheckpointCallback, MergeProblem
 
     evolve = config.evolve
     n_obj = len(evolve.fitness) if evolve.objectives == "multi" else 1
@@ -60,21 +62,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
             bar.set_postfix(best=f"{best[0]:.4f}")
         bar.update(1)
 
-    search = MergeSearch(config, out, resume=resume, progress=tick)
-
-    class Problem(ElementwiseProblem):
-        def __init__(self):
-            super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
-
-        def _evaluate(self, x, out_, *args, **kwargs):
-            out_["F"] = [-v for v in search.evaluate(x)]  # pymoo minimises
-
-    class Checkpoint(Callback):
-        def notify(self, algorithm):
-            state = {"generation": int(algorithm.n_gen), "evaluations": int(algorithm.evaluator.n_eval),
-                     "evaluated_now": search.evaluated, "replayed": search.replayed,
-                     "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
-            _write_json(out / "checkpoint.json", state)
+    search = MergeSearch(config, out, resume=resume, progress=tick, manager=manager)
 
     options = evolve.algorithm.model_extra or {}
     factory = lookup("algorithm", evolve.algorithm.name)
@@ -82,8 +70,8 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         options = {**options, "n_obj": n_obj}
     algorithm = factory(**options)
     started = time.time()
-    result = minimize(Problem(), algorithm, _termination(evolve.budget), seed=evolve.seed, callback=Checkpoint(),
-                      verbose=False)
+    result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
+                      callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
     bar.close()
     X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
     selection = _select(config, search, X, F, progress) if evolve.select else None
@@ -173,12 +161,12 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
 def _save_model(search: MergeSearch, best_config: dict, folder: Path) -> None:
     """The best merge as an HF model folder with its tokenizer (what mergekit-yaml would write, plus
     the tokenizer lm-eval needs), written beside and then renamed into place."""
-    model, merger, fitness = search._engine_parts()
-    merger.merge_into(model, best_config)
+    engine = search.engine
+    engine.merger.merge_into(engine.model, best_config)
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    fitness.lm.tokenizer.save_pretrained(tmp)  # the tokenizer the run evaluated with
+    engine.model.save_pretrained(tmp)
+    engine.tokenizer.save_pretrained(tmp)  # the tokenizer the run evaluated with
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
 

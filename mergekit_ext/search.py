@@ -8,7 +8,6 @@ the same decisions, so the result equals an uninterrupted run's. No pickle anywh
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import time
@@ -61,8 +60,10 @@ class History:
 
 
 class MergeSearch:
-    def __init__(self, config: EvolveConfig, out: Path, resume: bool = False, progress=None):
+    def __init__(self, config: EvolveConfig, out: Path, resume: bool = False, progress=None, manager=None):
+        """`manager`: lm-eval's task index, if the caller built it already (to check task names early)."""
         self.config = config
+        self.manager = manager
         self.space = space_for(config)
         self.out = out
         out.mkdir(parents=True, exist_ok=True)
@@ -74,60 +75,38 @@ class MergeSearch:
         self.evaluated = 0
         self._engine = None
 
-    def _engine_parts(self):
+    @property
+    def engine(self):
+        """The live model, merger and fitness, built on first use (loading models takes seconds)."""
         if self._engine is None:
-            import torch
-            from mergekit.common import dtype_from_name
-            from transformers import AutoModelForCausalLM, AutoTokenizer
+            from .engine import build_engine
 
-            from .fitness import Fitness
-            from .inmemory import InMemoryMerger
-
-            merge = self.config.merge
-            first = str(merge.get("base_model") or merge["models"][0]["model"])
-            # the live model holds what mergekit-yaml would write: the merge's dtype, on the eval device
-            # (lm-eval's HFLM evaluates a model object where it lies)
-            dtype = dtype_from_name(merge.get("out_dtype") or merge.get("dtype")) or torch.float32
-            device = self.config.evolve.eval.device
-            model = AutoModelForCausalLM.from_pretrained(first, dtype=dtype)
-            depth = getattr(self.space, "num_layers", None)  # a space whose candidates have another depth
-            if depth and depth != model.config.num_hidden_layers:
-                shape = copy.deepcopy(model.config)
-                shape.num_hidden_layers = depth
-                model = AutoModelForCausalLM.from_config(shape, dtype=dtype)  # every weight comes from the merge
-            model = model.to(device).eval()
-            tokenizer = AutoTokenizer.from_pretrained(first)
-            # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
-            merger = InMemoryMerger(merge, device=device, random_seed=self.config.evolve.seed)
-            fitness = Fitness(self.config, model, tokenizer, self._endpoints(self.config.evolve.fitness))
-            self._engine = (model, merger, fitness)
+            self._engine = build_engine(self.config, depth=getattr(self.space, "num_layers", None),
+                                        manager=self.manager)
         return self._engine
-
-    def _endpoints(self, specs) -> dict:
-        from .fitness import MERGED_ESTIMATORS, endpoint_states
-
-        return endpoint_states(self.config) if any(s.estimator in MERGED_ESTIMATORS for s in specs) else {}
 
     def rescore(self, x: np.ndarray) -> dict:
         """Score a candidate with the select stage's higher-fidelity fitness (kept in selection.jsonl)."""
+        from .engine import endpoints_for
         from .fitness import Fitness
 
         candidate = self.space.to_config(x)
         key = config_hash(candidate)
         if key in self.selection.records:
             return self.selection.records[key]
-        model, _, fitness = self._engine_parts()
+        engine = self.engine
         if self._select_fitness is None:
             specs = self.config.evolve.select.fitness
-            self._select_fitness = Fitness(self.config, model, None, self._endpoints(specs), specs=specs, share=fitness)
+            self._select_fitness = Fitness(self.config, engine.model, None, endpoints_for(self.config, specs),
+                                           specs=specs, share=engine.fitness)
         record = self._merge_and_score(candidate, key, x, self._select_fitness)
         self.selection.add(record)
         return record
 
     def _merge_and_score(self, candidate: dict, key: str, x: np.ndarray, fitness) -> dict:
         """Merge one candidate into the live model and score it: its record for a history file."""
-        model, merger, _ = self._engine_parts()
-        merge_seconds = merger.merge_into(model, candidate)
+        engine = self.engine
+        merge_seconds = engine.merger.merge_into(engine.model, candidate)
         score = fitness()
         return {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
                 "details": score.details, "merge_seconds": round(merge_seconds, 4),
@@ -141,7 +120,7 @@ class MergeSearch:
             objectives = self.history.records[key]["objectives"]
         else:
             n = len(self.history.order)
-            record = self._merge_and_score(candidate, key, x, self._engine_parts()[2])
+            record = self._merge_and_score(candidate, key, x, self.engine.fitness)
             objectives = record["objectives"]
             self.history.add({"n": n, **record, "time": time.time()})
             self.evaluated += 1

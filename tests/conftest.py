@@ -1,4 +1,5 @@
-"""Shared fixtures: an offline HF environment and one micro toy world per test session."""
+"""Shared fixtures: an offline HF environment, tiny random Llamas (milliseconds) for tests that need
+model folders, and one micro toy world per test session for the end-to-end tests."""
 
 from __future__ import annotations
 
@@ -21,9 +22,48 @@ os.environ.setdefault("MERGE3_CACHE", tempfile.mkdtemp(prefix="merge3-cache-"))
 @pytest.fixture(scope="session")
 def micro_zoo():
     """The micro toy world, built once per session (about a minute on 2 cores)."""
-    from merge3_plugin.zoo.build import build_zoo
+    from merge3_zoo.build import build_zoo
 
     return build_zoo("micro", progress=False).zoo
+
+
+class TinyWorld:
+    """Random tiny Llamas laid out like a toy world (`root/models/<name>`), without tasks or logs."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    def model_path(self, name: str) -> Path:
+        return self.root / "models" / name
+
+
+def make_tiny_llama(path: Path, seed: int, base: Path | None = None, layers: int = 4) -> Path:
+    """A LlamaConfig(hidden_size=32) model saved with save_pretrained (as mergekit's make_picollama);
+    with `base`, the base's weights plus small noise, as a fine-tuned expert would be."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=layers,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config)
+    if base is not None:
+        model.load_state_dict(LlamaForCausalLM.from_pretrained(base).state_dict())
+        with torch.no_grad():
+            for weight in model.parameters():
+                weight.add_(0.02 * torch.randn_like(weight))
+    model.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tmp_path_factory) -> TinyWorld:
+    """A base and two experts, 4 layers of 32: for tests of configs, genes and merges (not skills)."""
+    root = tmp_path_factory.mktemp("tiny-world")
+    base = make_tiny_llama(root / "models" / "base", seed=0)
+    make_tiny_llama(root / "models" / "expert-math", seed=1, base=base)
+    make_tiny_llama(root / "models" / "expert-lang", seed=2, base=base)
+    return TinyWorld(root)
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ from mergekit_ext.config import load_config
 from mergekit_ext.genes import GeneSpace
 
 
-def write(tmp_path, micro_zoo, evolve: str, method: str = "ties", extra_params: str = "") -> str:
-    models = micro_zoo.root / "models"
+def write(tmp_path, tiny_world, evolve: str, method: str = "ties", extra_params: str = "") -> str:
+    models = tiny_world.root / "models"
     text = textwrap.dedent(f"""\
         merge_method: {method}
         base_model: {models / 'base'}
@@ -44,8 +44,8 @@ evolve:
 """
 
 
-def test_genes_cover_models_groups_and_parameter_sets(micro_zoo, tmp_path):
-    space = GeneSpace(load_config(write(tmp_path, micro_zoo, EVOLVE)))
+def test_genes_cover_models_groups_and_parameter_sets(tiny_world, tmp_path):
+    space = GeneSpace(load_config(write(tmp_path, tiny_world, EVOLVE)))
     assert space.dims == 2 * 2 * 2 * 3  # parameters x models x layer groups x (self_attn, mlp, rest)
     text = space.describe()
     assert text.startswith("24 genes") and "expert-math.density[self_attn]@1" in text
@@ -59,7 +59,7 @@ def test_genes_cover_models_groups_and_parameter_sets(micro_zoo, tmp_path):
     MergeConfiguration.model_validate(config)  # what mergekit-yaml would read
 
 
-def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_path):
+def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(tiny_world, tmp_path):
     """Linear merge, filters self_attn / mlp: genes that give self_attn all to expert-math and mlp all to
     expert-lang yield exactly those tensors after a real mergekit merge."""
     import torch
@@ -68,7 +68,7 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
     from safetensors.torch import load_file
 
     evolve = EVOLVE.replace("    density: [0.1, 1.0]\n", "").replace("granularity: 2", "granularity: global")
-    path = write(tmp_path, micro_zoo, evolve, method="linear")
+    path = write(tmp_path, tiny_world, evolve, method="linear")
     text = path.read_text().replace(", density: 0.5", "")
     path.write_text("\n".join(line for line in text.splitlines() if not line.startswith("base_model")))
     space = GeneSpace(load_config(path))
@@ -78,8 +78,8 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
     run_merge(MergeConfiguration.model_validate(space.to_config(x)), str(tmp_path / "out"),
               options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False))
     merged = load_file(tmp_path / "out" / "model.safetensors")
-    math = load_file(micro_zoo.model_path("expert-math") / "model.safetensors")
-    lang = load_file(micro_zoo.model_path("expert-lang") / "model.safetensors")
+    math = load_file(tiny_world.model_path("expert-math") / "model.safetensors")
+    lang = load_file(tiny_world.model_path("expert-lang") / "model.safetensors")
     attn = next(k for k in merged if "self_attn.q_proj" in k)
     mlp = next(k for k in merged if "mlp.up_proj" in k)
     assert torch.allclose(merged[attn], math[attn]) and not torch.allclose(merged[attn], lang[attn])
@@ -94,6 +94,8 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
     (lambda t: t.replace("density: [0.1, 1.0]", "density: [0.9, 0.1]"), "low < high"),
     (lambda t: t.replace("expert-lang", "expert-nowhere"), "'models[1].model'"),
     (lambda t: t.replace("name: ga", "name: annealing"), "'evolve.algorithm.name': unknown algorithm 'annealing'"),
+    (lambda t: t.replace("estimator: gmpirt", "estimator: gmpirtt"),
+     "'evolve.fitness.0.estimator': unknown estimator 'gmpirtt'; available: .*did you mean 'gmpirt'"),
     (lambda t: t.replace("pop_size: 12", "pop_sise: 12"), "'evolve.algorithm.pop_sise': ga takes no option"),
     (lambda t: t.replace("estimator: gmpirt}", "estimator: gmpirt}\n    - {task: merge3_toy_math}\n  objectives: multi"),
      "ga optimises one objective"),
@@ -105,18 +107,18 @@ def test_emitted_configs_mean_what_the_genes_say_in_a_real_merge(micro_zoo, tmp_
     (lambda t: t.replace("merge_method: ties", "merge_method: tiez"), "merge_method"),
     (lambda t: t[:t.index("evolve:")], "field 'evolve' is missing"),
 ])
-def test_bad_input_names_the_field(micro_zoo, tmp_path, edit, message):
-    path = write(tmp_path, micro_zoo, EVOLVE)
+def test_bad_input_names_the_field(tiny_world, tmp_path, edit, message):
+    path = write(tmp_path, tiny_world, EVOLVE)
     path.write_text(edit(path.read_text()))
     with pytest.raises(UserError, match=message.replace("[", r"\[").replace("]", r"\]").replace("(", r"\(")) as err:
         load_config(path)
     assert str(path) in str(err.value)
 
 
-def test_shared_parameters_get_one_gene_per_group(micro_zoo, tmp_path):
+def test_shared_parameters_get_one_gene_per_group(tiny_world, tmp_path):
     evolve = EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    lambda: [0.5, 1.5]\n")
     evolve = evolve.replace("granularity: 2", "granularity: per_layer").replace("  filters: [self_attn, mlp]\n", "")
-    space = GeneSpace(load_config(write(tmp_path, micro_zoo, evolve)))
+    space = GeneSpace(load_config(write(tmp_path, tiny_world, evolve)))
     assert space.dims == 4  # the micro world's 4 layers, one shared lambda each
     config = space.to_config(np.linspace(0, 1, 4))
     assert config["parameters"]["lambda"] == [0.5, pytest.approx(0.833333), pytest.approx(1.166667), 1.5]
@@ -149,7 +151,7 @@ RANDOM_METHODS = ("dare_ties", "dare_linear", "della")
 
 @pytest.mark.parametrize("method", ["ties", "task_arithmetic", "breadcrumbs", "linear", "slerp", "nuslerp",
                                     "model_stock", *RANDOM_METHODS])
-def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_path, method):
+def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_path, method):
     """The engine's merge equals `run_merge` (what mergekit-yaml runs) tensor for tensor, in float32, for
     gradients and filters; and loads into a live model. Random methods (dare_*, della) draw their masks
     from torch's global generator: with the same seed (`mergekit-yaml --random-seed`) they match too,
@@ -164,7 +166,7 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_pat
 
     from mergekit_ext.inmemory import InMemoryMerger
 
-    config = _config_for(method, micro_zoo.root / "models")
+    config = _config_for(method, tiny_world.root / "models")
     seed = 7 if method in RANDOM_METHODS else None
     merger = InMemoryMerger(config, random_seed=seed)
     # another candidate first: inputs are cached between candidates, and must come back unchanged
@@ -180,18 +182,18 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(micro_zoo, tmp_pat
     disk = load_file(tmp_path / "disk" / "model.safetensors")
     assert sorted(disk) == sorted(state)
     assert all(torch.equal(disk[k], state[k]) for k in disk), method
-    model = AutoModelForCausalLM.from_pretrained(micro_zoo.model_path("base"), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32)
     merger.merge_into(model, config)
     name = next(iter(disk))
     assert torch.equal(model.state_dict()[name], disk[name])
 
 
-def test_a_merge_method_writing_into_its_inputs_is_stopped(micro_zoo):
+def test_a_merge_method_writing_into_its_inputs_is_stopped(tiny_world):
     """Inputs are cached between candidates; if one is changed in place (as a careless custom method
     would), every later candidate would be wrong: the merger stops with a message instead."""
     from mergekit_ext.inmemory import InMemoryMerger
 
-    config = _config_for("task_arithmetic", micro_zoo.root / "models")
+    config = _config_for("task_arithmetic", tiny_world.root / "models")
     merger = InMemoryMerger(config, cache_inputs=True)
     merger.merge(config)
     merger.merge(config)  # untouched inputs: no complaint
@@ -210,7 +212,7 @@ def test_every_builtin_algorithm_builds_for_its_kind_of_problem():
     reference directions sized to the population (pymoo needs them and has no default)."""
     from pymoo.core.algorithm import Algorithm
 
-    from merge3_plugin.builtin.algorithms import PYMOO_ALGORITHMS
+    from mergekit_ext.algorithms import PYMOO_ALGORITHMS
     from merge3_plugin.plugins import lookup
 
     for name, (_, _, multi) in PYMOO_ALGORITHMS.items():
@@ -222,7 +224,7 @@ def test_every_builtin_algorithm_builds_for_its_kind_of_problem():
             assert 6 <= len(algorithm.ref_dirs) <= 13, (name, len(algorithm.ref_dirs))
 
 
-def test_a_search_space_plugin_is_chosen_by_name(micro_zoo, tmp_path, capsys):
+def test_a_search_space_plugin_is_chosen_by_name(tiny_world, tmp_path, capsys):
     """`evolve.space` names a `merge3_search_spaces` plugin; the built-in `params` space registers the
     same way (an entry point), and an unknown name is refused naming the field."""
     import copy
@@ -252,8 +254,13 @@ def test_a_search_space_plugin_is_chosen_by_name(micro_zoo, tmp_path, capsys):
         def merge3_search_spaces(self):
             return {"one-scale": OneScale}
 
-    assert isinstance(space_for(load_config(write(tmp_path, micro_zoo, EVOLVE))), GeneSpace)
-    path = write(tmp_path, micro_zoo, EVOLVE.replace("evolve:\n", "evolve:\n  space: one-scale\n"))
+    assert isinstance(space_for(load_config(write(tmp_path, tiny_world, EVOLVE))), GeneSpace)
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+
+    # the fitness task must exist for --dry-run: index the shipped merge3 tasks only
+    path = write(tmp_path, tiny_world, EVOLVE.replace("evolve:\n", "evolve:\n  space: one-scale\n"
+                                                      f"  include_path: [{shipped_tasks_dir()}]\n"
+                                                      "  include_defaults: false\n"))
     with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: depth, params"):
         load_config(path)
     plugin_manager().register(Plugin(), name="one-scale-test")
@@ -286,13 +293,13 @@ def _has_cuda() -> bool:
 
 
 @pytest.mark.skipif(_has_cuda(), reason="this machine has a CUDA GPU: device: cuda is valid here")
-def test_a_gpu_asked_for_on_a_machine_without_one_is_refused(micro_zoo, tmp_path):
-    path = write(tmp_path, micro_zoo, EVOLVE + "  eval: {device: cuda}\n")
+def test_a_gpu_asked_for_on_a_machine_without_one_is_refused(tiny_world, tmp_path):
+    path = write(tmp_path, tiny_world, EVOLVE + "  eval: {device: cuda}\n")
     with pytest.raises(UserError, match="'evolve.eval.device': cuda asked for, but this torch sees no CUDA GPU"):
         load_config(path)
 
 
-def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(micro_zoo, tmp_path):
+def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(tiny_world, tmp_path):
     """`space: depth`: one gene per layer slot picks a (model, layer); the candidate is a passthrough
     config that mergekit-yaml builds bit for bit the same as the in-memory merge, here 6 layers deep
     from two 4-layer experts, and it loads into a 6-layer live model."""
@@ -307,12 +314,12 @@ def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(micro_zoo
     from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
 
-    from merge3_plugin.task_files import shipped_tasks_dir
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
 
     from .evolve_helpers import example_config
 
-    m = micro_zoo.root / "models"
-    path = example_config("depth_stack.yaml", micro_zoo, shipped_tasks_dir(), tmp_path)  # 6 slots, gp-IRT
+    m = tiny_world.root / "models"
+    path = example_config("depth_stack.yaml", tiny_world, shipped_tasks_dir(), tmp_path)  # 6 slots, gp-IRT
     config = load_config(path)
     space = space_for(config)
     assert space.dims == 6 and len(space.sources) == 8  # 2 models x 4 layers
@@ -342,22 +349,22 @@ def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(micro_zoo
 
 
 
-def test_the_params_space_needs_something_to_search(micro_zoo, tmp_path):
+def test_the_params_space_needs_something_to_search(tiny_world, tmp_path):
     from mergekit_ext.genes import space_for
 
-    path = write(tmp_path, micro_zoo, EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    {}\n"))
+    path = write(tmp_path, tiny_world, EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    {}\n"))
     with pytest.raises(UserError, match="'evolve.search': name at least one parameter"):
         space_for(load_config(path))
 
 
 @pytest.mark.parametrize("name", ["cross_lingual.yaml", "pareto_math_lang.yaml", "depth_stack.yaml"])
-def test_the_examples_are_valid_configs(micro_zoo, tmp_path, name):
+def test_the_examples_are_valid_configs(tiny_world, tmp_path, name):
     """Each example, with the toy world's paths filled in as its header says, passes every check and
-    has genes (here on the micro world, which has the same models and layers)."""
-    from merge3_plugin.task_files import shipped_tasks_dir
+    has genes (here on tiny random Llamas with the same names and depth)."""
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
     from mergekit_ext.genes import space_for
 
     from .evolve_helpers import example_config
 
-    space = space_for(load_config(example_config(name, micro_zoo, shipped_tasks_dir(), tmp_path)))
+    space = space_for(load_config(example_config(name, tiny_world, shipped_tasks_dir(), tmp_path)))
     assert space.dims >= 2 and space.describe()

@@ -14,7 +14,7 @@ import yaml
 @pytest.fixture(scope="module")
 def setup(micro_zoo, tmp_path_factory):
     """merge3 toy tasks fit on the micro world (20 anchors) and an evolve config around a TA merge."""
-    from merge3_lm_eval_tasks.toy import regenerate
+    from merge3_zoo.toy_tasks import regenerate
 
     root = tmp_path_factory.mktemp("evolve")
     regenerate(root / "tasks", size=20, preset="micro")
@@ -175,7 +175,7 @@ def test_the_evolved_merge_beats_both_experts_and_the_task_arithmetic_grid(setup
     import torch
     from transformers import AutoModelForCausalLM
 
-    from merge3_plugin.zoo.quickeval import score_model
+    from merge3_zoo.quickeval import score_model
     from mergekit_ext.inmemory import InMemoryMerger
 
     root, config = setup

@@ -41,7 +41,7 @@ def test_the_hook_imports_nothing_at_start_up_and_can_be_switched_off(site_dir):
 def test_a_broken_merge3_never_breaks_lm_eval(site_dir):
     code = ("import sys; sys.modules['merge3_lm_eval_tasks.startup'] = None  # importing it now fails\n"
             "import lm_eval.tasks\n"
-            "print(getattr(lm_eval.tasks.TaskManager.__init__, '_merge3', False))")
+            "print(getattr(lm_eval.tasks.TaskManager.__init__, 'merge3_wrapped', False))")
     run = python(code, site_dir)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "False"
@@ -53,7 +53,7 @@ def test_plain_task_manager_and_simple_evaluate_find_merge3_tasks(site_dir, micr
     from merge3_plugin.extraction import extract
     from merge3_plugin.fitting import fit_bundle
     from merge3_plugin.responses import load_responses
-    from merge3_plugin.task_files import build_task
+    from merge3_lm_eval_tasks.task_files import build_task
 
     user = tmp_path / "user-tasks"
     matrix = load_responses([micro_zoo.responses_dir], "toy_rev", "acc")
@@ -75,6 +75,8 @@ def test_plain_task_manager_and_simple_evaluate_find_merge3_tasks(site_dir, micr
 def test_shipped_toy_tasks_are_consistent_with_their_bundles():
     import yaml
 
+    from merge3_zoo.recipe import PRESETS
+
     names = sorted(p.stem for p in SHIPPED.glob("merge3_*.yaml"))
     assert names == ["merge3_toy_lang", "merge3_toy_math", "merge3_toy_math_l2", "merge3_toy_rev"]
     for name in names:
@@ -84,18 +86,19 @@ def test_shipped_toy_tasks_are_consistent_with_their_bundles():
         assert config["task"] == name and "merge3" in config["tag"]
         assert not any(t.startswith("merge3_") for t in config["tag"])  # no tag caught by the merge3_* glob
         meta = config["metadata"]
-        assert meta["merge3_base_yaml"] == f"zoo:default/tasks/{name[len('merge3_'):]}.yaml"
+        zoo = f"default-{PRESETS['default'].recipe_hash(0)}"  # the world the bundles were fit on
+        assert meta["merge3_base_yaml"] == f"${{MERGE3_CACHE}}/zoo/{zoo}/tasks/{name[len('merge3_'):]}.yaml"
         bundle = Bundle.load(SHIPPED / meta["merge3_bundle"])
         assert bundle.task == name[len("merge3_"):] and bundle.anchors.size == 50 and bundle.scores is None
         assert bundle.n_items == 500
 
 
 def test_the_toy_task_generator_works_on_the_micro_world(micro_zoo, tmp_path):
-    """`python -m merge3_lm_eval_tasks.toy` on the micro world; its tasks run in lm-eval (zoo: paths resolved)."""
+    """`python -m merge3_zoo.toy_tasks` on the micro world; its tasks run in lm-eval (${MERGE3_CACHE} paths resolved)."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from merge3_lm_eval_tasks.toy import regenerate
+    from merge3_zoo.toy_tasks import regenerate
 
     written = regenerate(tmp_path, size=15, preset="micro")
     assert len(written) == 8

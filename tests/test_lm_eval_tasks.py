@@ -165,7 +165,7 @@ def test_random_anchor_mode_runs_without_a_bundle(micro_zoo, tmp_path):
 
 
 def test_benchmark_configs_and_shipped_tasks_validate_offline(tmp_path):
-    from merge3_plugin.task_files import configs_dir, shipped_tasks_dir
+    from merge3_lm_eval_tasks.task_files import configs_dir, shipped_tasks_dir
 
     run = merge3("tasks", "check", str(configs_dir()), str(shipped_tasks_dir()))
     assert run.returncode == 0, run.stderr

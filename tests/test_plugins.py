@@ -12,6 +12,15 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import KINDS, lookup, new_plugin_manager, registry
 
 
+def builtins_only():
+    """merge3's built-ins and the evolve room's algorithms (a plugin of its own), no entry points."""
+    import mergekit_ext.algorithms
+
+    pm = new_plugin_manager(load_entry_points=False)
+    pm.register(mergekit_ext.algorithms, name="mergekit_ext.algorithms")
+    return pm
+
+
 def test_every_kind_has_a_hook():
     for hook in KINDS.values():
         assert hasattr(hookspecs, hook)
@@ -21,13 +30,13 @@ def test_builtin_algorithms_build_pymoo_objects():
     from pymoo.algorithms.moo.nsga2 import NSGA2
     from pymoo.algorithms.soo.nonconvex.ga import GA
 
-    pm = new_plugin_manager(load_entry_points=False)
+    pm = builtins_only()
     assert isinstance(lookup("algorithm", "ga", pm)(pop_size=8), GA)
     assert isinstance(lookup("algorithm", "nsga2", pm)(pop_size=8), NSGA2)
 
 
 def test_unknown_name_lists_the_available_ones():
-    pm = new_plugin_manager(load_entry_points=False)
+    pm = builtins_only()
     with pytest.raises(UserError, match=r"unknown algorithm 'gaa'; available: .*\bga\b"):
         lookup("algorithm", "gaa", pm)
     with pytest.raises(UserError, match="unknown plugin kind"):
@@ -73,7 +82,7 @@ def test_entry_point_plugins_are_found(third_party_plugin):
 
 
 def test_two_plugins_claiming_one_name_is_an_error():
-    pm = new_plugin_manager(load_entry_points=False)
+    pm = builtins_only()
 
     class Clash:
         @hookspecs.hookimpl

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from merge3_plugin.zoo.manifest import metric_key
-from merge3_plugin.zoo.recipe import PRESETS
+from merge3_zoo.manifest import metric_key
+from merge3_zoo.recipe import PRESETS
 
 
 def sha256(path: Path) -> str:
@@ -44,7 +44,7 @@ def test_models_load_with_transformers(micro_zoo):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from merge3_plugin.zoo.tokenizer import CharCodec
+    from merge3_zoo.tokenizer import CharCodec
 
     path = micro_zoo.model_path("expert-math")
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -80,7 +80,7 @@ def test_responses_are_lm_eval_sample_logs(micro_zoo):
 
 
 def test_merging_matters_on_micro(micro_zoo):
-    from merge3_plugin.zoo.matters import format_table
+    from merge3_zoo.matters import format_table
 
     table = micro_zoo.data["merging_matters"]
     print(format_table(table))
@@ -102,7 +102,7 @@ def test_training_is_deterministic(micro_zoo, tmp_path):
     byte-identical weights: the base from scratch, a checkpoint along it, an expert from the base."""
     from dataclasses import asdict
 
-    from merge3_plugin.zoo import workers
+    from merge3_zoo import workers
 
     preset = PRESETS["micro"]
     runs = {run.name: run for run in preset.runs}
@@ -117,7 +117,7 @@ def test_training_is_deterministic(micro_zoo, tmp_path):
 
 
 def test_rebuild_comes_from_the_cache_quickly(micro_zoo):
-    from merge3_plugin.zoo.build import build_zoo
+    from merge3_zoo.build import build_zoo
 
     start = time.perf_counter()
     again = build_zoo("micro", progress=False)
@@ -181,9 +181,9 @@ def test_quick_scorer_agrees_with_lm_eval(micro_zoo):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from merge3_plugin.zoo.quickeval import exact_match, multiple_choice
-    from merge3_plugin.zoo.skills import Item
-    from merge3_plugin.zoo.tokenizer import CharCodec
+    from merge3_zoo.quickeval import exact_match, multiple_choice
+    from merge3_zoo.skills import Item
+    from merge3_zoo.tokenizer import CharCodec
 
     codec = CharCodec()
     model = AutoModelForCausalLM.from_pretrained(micro_zoo.model_path("expert-math"))

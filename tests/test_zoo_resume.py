@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from merge3_plugin.zoo import recipe
-from merge3_plugin.zoo.build import IN_PROGRESS, build_zoo
-from merge3_plugin.zoo.manifest import MANIFEST
+from merge3_zoo import recipe
+from merge3_zoo.build import IN_PROGRESS, build_zoo
+from merge3_zoo.manifest import MANIFEST
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from merge3_plugin.zoo.skills import L2_DIGITS, N_LEVELS, SKILLS, math_item, rev_distractors, rev_item, to_l2
-from merge3_plugin.zoo.tasks import TASKS, write_tasks
+from merge3_zoo.skills import L2_DIGITS, N_LEVELS, SKILLS, math_item, rev_distractors, rev_item, to_l2
+from merge3_zoo.tasks import TASKS, write_tasks
 
 
 def test_items_are_correct_and_reproducible():
@@ -92,8 +92,8 @@ def test_math_levels_cover_easy_and_hard():
 def test_compose_world_never_trains_on_its_target_and_its_steps_are_familiar():
     """World v2 candidate (issue #10): no run of the compose preset has the target's skill in its data;
     the target's answer has the form the base learns on other list operations asked in L2."""
-    from merge3_plugin.zoo.recipe import PRESETS
-    from merge3_plugin.zoo.skills import LIST_OPS
+    from merge3_zoo.recipe import PRESETS
+    from merge3_zoo.skills import LIST_OPS
 
     preset = PRESETS["compose"]
     target_skill = preset.dialect["math_l2"]

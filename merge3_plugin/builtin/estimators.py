@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..contracts import FunctionEstimator
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:  # registering the plugin must not import torch
@@ -50,4 +51,7 @@ def gmpirt(state: Estimation) -> np.ndarray | None:
 
 @hookimpl
 def merge3_estimators():
-    return {"anchor": anchor, "pirt": pirt, "gpirt": gpirt, "mpirt": mpirt, "gmpirt": gmpirt}
+    # the order is the one tables and lm-eval metrics list them in
+    return {"anchor": FunctionEstimator(anchor), "pirt": FunctionEstimator(pirt), "gpirt": FunctionEstimator(gpirt),
+            "mpirt": FunctionEstimator(mpirt, needs_endpoints=True),
+            "gmpirt": FunctionEstimator(gmpirt, needs_endpoints=True)}

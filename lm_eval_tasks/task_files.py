@@ -8,31 +8,27 @@ from pathlib import Path
 
 import yaml
 
-from .bundle import Bundle
-from .errors import UserError
-from .files import write_atomic
+from merge3_plugin.bundle import Bundle
+from merge3_plugin.errors import UserError
+from merge3_plugin.files import write_atomic
 
 CLASS_REF = "merge3_lm_eval_tasks.task.Merge3Task"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
 def shipped_tasks_dir() -> Path:
-    import merge3_lm_eval_tasks
-
-    return Path(merge3_lm_eval_tasks.__file__).resolve().parent / "tasks"
+    return Path(__file__).resolve().parent / "tasks"
 
 
 def configs_dir() -> Path:
-    import merge3_lm_eval_tasks
-
-    return Path(merge3_lm_eval_tasks.__file__).resolve().parent / "configs"
+    return Path(__file__).resolve().parent / "configs"
 
 
 def check_tasks(paths: list[Path]) -> list[str]:
     """Validate merge3 task YAMLs (files or folders) offline; returns the task names, raises on the first bad one."""
     from lm_eval.tasks import TaskManager
 
-    from merge3_lm_eval_tasks.task import Merge3ConfigError, check_task_yaml
+    from .task import Merge3ConfigError, check_task_yaml
 
     files = [f for p in paths for f in ([p] if p.is_file() else sorted(p.rglob("*.yaml")))]
     if not files:

@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
-from ..errors import UserError
+from merge3_plugin.errors import UserError
 from . import workers
 from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
@@ -155,7 +155,7 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
             raise UserError(f"--out {root}: holds a zoo of another recipe ({zoo.preset}, seed {zoo.seed}, "
                             f"hash {zoo.recipe_hash}); choose another folder")
         if not force:
-            return BuildResult(zoo, True, time.perf_counter() - start)
+            return BuildResult(_add_lineage(zoo), True, time.perf_counter() - start)
         raise UserError(f"--out {root}: --force would replace a finished zoo; delete it yourself if you mean it")
     _check_writable(root)
     marker = root / IN_PROGRESS
@@ -235,7 +235,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
 
 
 def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
-    from .. import __version__
+    from merge3_plugin import __version__
 
     rows = json.loads((root / "models.json").read_text())
     tasks = json.loads((root / "tasks.json").read_text())
@@ -262,5 +262,16 @@ def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
     for scratch in ("models.json", "tasks.json", "accuracy.json"):
         (root / scratch).unlink()
     shutil.rmtree(root / "hf", ignore_errors=True)  # the datasets cache: rebuilt on demand
+    manifest["lineage"] = Zoo(root, manifest).lineage()  # what `merge3 fit --lineage zoo.json` reads
     (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return Zoo.load(root)
+
+
+def _add_lineage(zoo: Zoo) -> Zoo:
+    """Zoos built before the manifest carried its lineage get it on first use (the file stays valid)."""
+    if "lineage" not in zoo.data:
+        from merge3_plugin.files import write_atomic
+
+        zoo.data["lineage"] = zoo.lineage()
+        write_atomic(zoo.root / MANIFEST, json.dumps(zoo.data, indent=1))
+    return zoo

@@ -1,8 +1,9 @@
-"""pymoo's algorithms by short name. Imports are deferred: pymoo loads only when one is used.
+"""pymoo's algorithms by short name, registered through merge3's `merge3_algorithms` hook (entry
+point `mergekit_ext`). Imports are deferred: pymoo loads only when one is used.
 
 Each factory takes the algorithm's options as keywords and `n_obj`, the number of objectives, which
 the reference-direction algorithms (NSGA-III, MOEA/D) need when the user gives no `ref_dirs`.
-`factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
+Each is an `AlgorithmFactory` (merge3_plugin.contracts). `factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
 misspelt `pop_sise` would run with the default population; the config check refuses it instead.
 """
 
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from ..hookspecs import hookimpl
+from merge3_plugin.hookspecs import hookimpl
 
 # name -> (module, class, several objectives?); single-objective first, then multi-objective.
 PYMOO_ALGORITHMS = {
@@ -39,12 +41,19 @@ def reference_directions(n_obj: int, about: int):
     return get_reference_directions("das-dennis", n_obj, n_partitions=partitions)
 
 
-def _factory(module: str, cls: str, multi: bool) -> Callable[..., Any]:
-    def load():
-        return getattr(importlib.import_module(module), cls)
+@dataclass(frozen=True)
+class PymooAlgorithm:
+    """A pymoo algorithm class by its import path; calling it builds one with the given options."""
 
-    def make(n_obj: int = 1, **options: Any) -> Any:
-        algorithm = load()
+    module: str
+    cls: str
+    multi_objective: bool
+
+    def load(self):
+        return getattr(importlib.import_module(self.module), self.cls)
+
+    def __call__(self, n_obj: int = 1, **options: Any) -> Any:
+        algorithm = self.load()
         own = inspect.signature(algorithm.__init__).parameters
         if "ref_dirs" in own:
             # MOEA/D has no pop_size of its own (one individual per direction): it sets how many directions
@@ -53,23 +62,17 @@ def _factory(module: str, cls: str, multi: bool) -> Callable[..., Any]:
                 options["ref_dirs"] = reference_directions(max(n_obj, 2), int(about or 24))
         return algorithm(**options)
 
-    def accepts() -> set[str]:
+    def accepts(self) -> set[str]:
         """Keyword options of the class and its bases (pymoo passes **kwargs up to Algorithm)."""
         names = set()
-        for klass in load().__mro__:
+        for klass in self.load().__mro__:
             init = klass.__dict__.get("__init__")
             if init is not None:
                 names |= {p.name for p in inspect.signature(init).parameters.values()
                           if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "self"}
         return names
 
-    make.__name__ = f"make_{cls}"
-    make.__doc__ = f"{module}.{cls}(**options)"
-    make.accepts = accepts
-    make.multi_objective = multi
-    return make
-
 
 @hookimpl
 def merge3_algorithms():
-    return {name: _factory(*spec) for name, spec in PYMOO_ALGORITHMS.items()}
+    return {name: PymooAlgorithm(*spec) for name, spec in PYMOO_ALGORITHMS.items()}

@@ -7,24 +7,6 @@ from pathlib import Path
 _TASK_MANAGERS: dict[str, object] = {}
 
 
-def _collect_env_info_once() -> None:
-    """lm-eval collects torch's environment report (about 1 s) for every results file; within one
-    worker process it cannot change, so collect it once and reuse it."""
-    import lm_eval.evaluator as evaluator
-
-    if getattr(evaluator.add_env_info, "merge3_cached", False):
-        return
-    original, cache = evaluator.add_env_info, {}
-
-    def add_env_info(storage: dict) -> None:
-        if not cache:
-            original(cache)
-        storage.update(cache)
-
-    add_env_info.merge3_cached = True
-    evaluator.add_env_info = add_env_info
-
-
 def _task_manager(tasks_dir: Path):
     from lm_eval.tasks import TaskManager
 
@@ -46,8 +28,10 @@ def evaluate_model(
     from lm_eval import simple_evaluate
     from lm_eval.loggers import EvaluationTracker
 
+    from merge3_lm_eval_tasks.compat import cache_env_info
+
     torch.set_num_threads(1)
-    _collect_env_info_once()
+    cache_env_info()  # about 1 s per results file otherwise
     tracker = EvaluationTracker(output_path=str(out_dir))
     results = simple_evaluate(
         model="hf",

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from merge3_plugin.errors import UserError
 
 MANIFEST = "zoo.json"
 ROLES = ("base", "expert", "population", "heldout")

@@ -1,0 +1,56 @@
+"""Every use of a private, deprecated or copied lm-eval API, in one place.
+
+lm-eval (checked on 0.4.13) has no public way to read a task YAML with its includes resolved, to
+compute the `doc_hash` its sample logs carry, or to keep its environment report from being
+collected for every results file. Each is one small function here; `tests/test_compat.py` checks
+each contract on the installed version, so an upgrade that breaks one fails there, loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def load_yaml(path: Path | str, resolve_func: bool = True) -> dict:
+    """A task YAML as lm-eval reads it: includes merged, `!function` tags resolved (or kept as text)."""
+    from lm_eval.tasks._yaml_loader import load_yaml as _load_yaml
+
+    return _load_yaml(path, resolve_func=resolve_func)
+
+
+def doc_hash(doc: Any) -> str:
+    """The `doc_hash` of a document in lm-eval's sample logs: sha256 of its indented JSON (the recipe
+    of lm_eval/evaluator.py, which exposes no function for it)."""
+    from lm_eval.utils import handle_non_serializable, hash_string
+
+    return hash_string(json.dumps(doc, indent=2, default=handle_non_serializable, ensure_ascii=False))
+
+
+def load_tasks(manager, specs: list) -> dict:
+    """The task dict `lm_eval.evaluator.evaluate` takes, for task names, configs or Task objects:
+    `TaskManager.load()` where it exists (0.4.10+), else the older, now deprecated `get_task_dict`."""
+    if hasattr(manager, "load"):
+        return manager.load(specs)
+    from lm_eval.tasks import get_task_dict
+
+    return get_task_dict(specs, manager)
+
+
+def cache_env_info() -> None:
+    """lm-eval collects torch's environment report (about 1 s) for every results file; within one
+    process it cannot change, so collect it once and reuse it (patches `lm_eval.evaluator`)."""
+    import lm_eval.evaluator as evaluator
+
+    if getattr(evaluator.add_env_info, "merge3_cached", False):
+        return
+    original, cache = evaluator.add_env_info, {}
+
+    def add_env_info(storage: dict) -> None:
+        if not cache:
+            original(cache)
+        storage.update(cache)
+
+    add_env_info.merge3_cached = True
+    evaluator.add_env_info = add_env_info

@@ -1,0 +1,59 @@
+"""Every use of a private or fragile mergekit (and torch) API, in one place.
+
+mergekit 0.1.5 has no public way to plan a merge in memory (`MergePlanner.plan_in_memory()` is
+broken there), to read a plan's (weight, task) pairs, to build the output model's config, or to
+memoise the inputs' config.json. Each of those is one small function here, and
+`tests/test_compat.py` checks the contract of each on the installed versions, so an upgrade that
+breaks one fails there, loudly, instead of deep inside a search.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from typing import Any, Callable, Iterator
+
+
+def plan_merge(config, arch_info, options) -> list[tuple[Any, Any]]:
+    """(WeightInfo, Task) for every output tensor of a merge, as `mergekit-yaml` would plan them."""
+    from mergekit.merge import _model_out_config
+    from mergekit.plan import MergePlanner
+
+    planner = MergePlanner(config, arch_info, options=options,
+                           out_model_config=_model_out_config(config, arch_info))
+    planner._plan()  # plan_in_memory() is broken in mergekit 0.1.5; _plan() fills _tensors
+    return list(planner._tensors)
+
+
+@contextlib.contextmanager
+def model_configs_memoised(cache: dict) -> Iterator[None]:
+    """While inside, `ModelReference.config(...)` reads each model's config.json once into `cache`
+    (and hands out copies: callers set attributes on it). mergekit has no hook for this, so the
+    method is swapped class-wide and restored on exit; do not plan merges on other threads meanwhile."""
+    from mergekit.common import ModelReference
+
+    original: Callable = ModelReference.config
+
+    def cached(reference, trust_remote_code: bool = False):
+        key = (str(reference), trust_remote_code)
+        if key not in cache:
+            cache[key] = original(reference, trust_remote_code=trust_remote_code)
+        return copy.deepcopy(cache[key])
+
+    ModelReference.config = cached
+    try:
+        yield
+    finally:
+        ModelReference.config = original
+
+
+def gather_key(task) -> tuple:
+    """What a `GatherTensors` task reads, as a hashable value. Its own equality is by identity
+    (mergekit's ImmutableMap defines no __eq__), so equal tasks of two candidates never compare
+    equal; this key does."""
+    return (tuple((str(model), info) for model, info in task.weight_info.items()), task.dtype, task.device)
+
+
+def tensor_versions(values: dict) -> list[int]:
+    """torch's in-place version counter of each tensor (bumped by every in-place operation)."""
+    return [tensor._version for tensor in values.values()]

@@ -1,0 +1,68 @@
+"""The evolve engine: one live model, the in-memory merger that writes candidates into it, and the
+fitness that scores it. Built in one place for the search, `--save-model` and the benchmarks."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from .config import EvolveConfig, FitnessSpec
+
+
+@dataclass
+class Engine:
+    model: Any  # a transformers model on the eval device, holding the last merged candidate
+    tokenizer: Any
+    merger: Any  # InMemoryMerger
+    fitness: Any  # Fitness over `model`
+
+    def score(self, candidate: dict):
+        """Merge one plain mergekit config into the live model and score it: (merge seconds, Score)."""
+        merge_seconds = self.merger.merge_into(self.model, candidate)
+        return merge_seconds, self.fitness()
+
+
+def needs_endpoints(specs: list[FitnessSpec]) -> bool:
+    """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""
+    from merge3_plugin.plugins import endpoint_estimators
+
+    needed = endpoint_estimators()
+    return any(spec.estimator in needed for spec in specs)
+
+
+def endpoints_for(config: EvolveConfig, specs: list[FitnessSpec]) -> dict:
+    """The endpoints' state dicts when `specs` need them, else nothing (loading them costs memory)."""
+    from .fitness import endpoint_states
+
+    return endpoint_states(config) if needs_endpoints(specs) else {}
+
+
+def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -> Engine:
+    """Load the live model, the merger and the fitness of `config`. `depth`: the layer count of the
+    candidates when the search space changes it (the depth space), else the first model's;
+    `manager`: lm-eval's task index, if already built (`fitness.task_manager`)."""
+    import torch
+    from mergekit.common import dtype_from_name
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .fitness import Fitness
+    from .inmemory import InMemoryMerger
+
+    merge = config.merge
+    first = str(merge.get("base_model") or merge["models"][0]["model"])
+    # the live model holds what mergekit-yaml would write: the merge's dtype, on the eval device
+    # (lm-eval's HFLM evaluates a model object where it lies)
+    dtype = dtype_from_name(merge.get("out_dtype") or merge.get("dtype")) or torch.float32
+    device = config.evolve.eval.device
+    model = AutoModelForCausalLM.from_pretrained(first, dtype=dtype)
+    if depth and depth != model.config.num_hidden_layers:
+        shape = copy.deepcopy(model.config)
+        shape.num_hidden_layers = depth
+        model = AutoModelForCausalLM.from_config(shape, dtype=dtype)  # every weight comes from the merge
+    model = model.to(device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(first)
+    # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
+    merger = InMemoryMerger(merge, device=device, random_seed=config.evolve.seed)
+    fitness = Fitness(config, model, tokenizer, endpoints_for(config, config.evolve.fitness), manager=manager)
+    return Engine(model, tokenizer, merger, fitness)

@@ -1,0 +1,40 @@
+"""The pymoo side of the search: the problem (genes in, negated fitness out) and the callback that
+writes checkpoint.json after every generation. Module-level classes, as pymoo's own problems are;
+the problem knows nothing of the algorithm."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from pymoo.core.callback import Callback
+from pymoo.core.problem import ElementwiseProblem
+
+from merge3_plugin.files import write_atomic
+
+
+class MergeProblem(ElementwiseProblem):
+    """Maximise a `MergeSearch`'s objectives over its genes in [0, 1]^dims (pymoo minimises: negated)."""
+
+    def __init__(self, search, n_obj: int):
+        self.search = search
+        super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        out["F"] = [-v for v in self.search.evaluate(x)]
+
+
+class CheckpointCallback(Callback):
+    """After each generation: generation, evaluations, how many were replayed, the best objectives."""
+
+    def __init__(self, search, path: Path):
+        super().__init__()
+        self.search = search
+        self.path = path
+
+    def notify(self, algorithm):
+        state = {"generation": int(algorithm.n_gen), "evaluations": int(algorithm.evaluator.n_eval),
+                 "evaluated_now": self.search.evaluated, "replayed": self.search.replayed,
+                 "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
+        write_atomic(self.path, json.dumps(state, indent=1) + "\n")

@@ -118,3 +118,7 @@ def test_a_wheel_ships_the_hook_tasks_and_bundles(tmp_path):
     assert "merge3-lm-eval.pth" in names  # at the wheel's root: lands in site-packages
     assert "merge3_lm_eval_tasks/tasks/merge3_toy_math.yaml" in names
     assert "merge3_lm_eval_tasks/tasks/bundles/toy_math.json" in names
+    assert "merge3_zoo/commands.py" in names and "merge3_lm_eval_tasks/commands.py" in names
+    wheel = zipfile.ZipFile(next(tmp_path.glob("merge3-*.whl")))
+    entry_points = wheel.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    assert "merge3_zoo.commands" in entry_points and "mergekit_ext.algorithms" in entry_points

@@ -25,6 +25,8 @@ def test_readme_opens_with_the_two_commands():
         assert "pip install torch==2.13.0" in command  # CPU torch before the project
         assert "python3 -m venv" in command
     assert "merge3 zoo build" in install_and_run and install_and_run.endswith("python examples/cross_lingual.py")
+    # installed as users install it (not -e), so that lm-eval's start-up hook (.pth) is in place
+    assert "pip install . &&" in install_and_run
     assert (ROOT / "examples" / "cross_lingual.py").exists()
     assert install_and_test.endswith("python -m pytest -q")
     assert "'.[test]'" in install_and_test

@@ -54,3 +54,26 @@ def cache_env_info() -> None:
 
     add_env_info.merge3_cached = True
     evaluator.add_env_info = add_env_info
+
+
+# The tag every merge3 task carries (`lm_eval --tasks merge3` runs them all).
+MERGE3_TAG = "merge3"
+
+
+class _SharedTagNotice:
+    """A logging filter: drops lm-eval's "Task 'merge3' from None overrides existing task from None",
+    which its task index logs whenever two folders (the shipped tasks and the user's) both hold tasks
+    tagged `merge3`. Tags from several folders merge as intended; nothing is overridden."""
+
+    def filter(self, record) -> bool:
+        return not (isinstance(record.msg, str) and record.msg.startswith("Task '%s' from %s overrides") and record.args
+                    and record.args[0] == MERGE3_TAG)
+
+
+def quiet_shared_tag_notice() -> None:
+    """Install the filter on the logger of lm-eval's task index (`lm_eval.tasks._index`), once."""
+    import logging
+
+    index_log = logging.getLogger("lm_eval.tasks._index")
+    if not any(isinstance(f, _SharedTagNotice) for f in index_log.filters):
+        index_log.addFilter(_SharedTagNotice())

@@ -57,6 +57,9 @@ def _patch(module):
 
         __init__.merge3_wrapped = True
         manager.__init__ = __init__
+        from .compat import quiet_shared_tag_notice
+
+        quiet_shared_tag_notice()
     except Exception:
         pass
 

@@ -50,7 +50,7 @@ def registry(kind: str, pm: pluggy.PluginManager | None = None) -> dict[str, Any
     hook = getattr(pm.hook, KINDS[kind])
     found: dict[str, Any] = {}
     owner: dict[str, str] = {}
-    for impl in reversed(hook.get_hookimpls()):  # registration order
+    for impl in hook.get_hookimpls():  # registration order: built-ins first, then entry points
         for name, value in (impl.function() or {}).items():
             if name in found:
                 raise UserError(

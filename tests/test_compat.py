@@ -128,3 +128,30 @@ def test_tensor_versions_count_in_place_writes():
     values["a"].add_(1.0)
     after = tensor_versions(values)
     assert after[0] > before[0] and after[1] == before[1]
+
+
+def test_the_shared_merge3_tag_is_not_reported_as_an_override(tmp_path, caplog):
+    """Two task folders with tasks tagged `merge3` (the shipped ones and the user's): lm-eval's index
+    logs an override warning for the tag; merge3's filter drops that one line and no other."""
+    import logging
+
+    from lm_eval.tasks import TaskManager
+
+    from merge3_lm_eval_tasks.compat import quiet_shared_tag_notice
+
+    for folder, name in (("a", "demo_one"), ("b", "demo_two")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / f"{name}.yaml").write_text(
+            f"task: {name}\ntag: [merge3, demo_tag]\ndataset_path: json\noutput_type: generate_until\n"
+            "doc_to_text: q\ndoc_to_target: a\n")
+    paths = [str(tmp_path / "a"), str(tmp_path / "b")]
+    with caplog.at_level(logging.WARNING, logger="lm_eval.tasks._index"):
+        TaskManager(include_path=paths, include_defaults=False)
+    said = [r.getMessage() for r in caplog.records if "overrides existing task" in r.getMessage()]
+    assert any("'merge3'" in m for m in said), "lm-eval no longer warns about shared tags: drop the filter"
+    quiet_shared_tag_notice()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="lm_eval.tasks._index"):
+        TaskManager(include_path=paths, include_defaults=False)
+    said = [r.getMessage() for r in caplog.records if "overrides existing task" in r.getMessage()]
+    assert not any("'merge3'" in m for m in said) and any("'demo_tag'" in m for m in said)

@@ -366,5 +366,8 @@ def test_the_examples_are_valid_configs(tiny_world, tmp_path, name):
 
     from .evolve_helpers import example_config
 
+    from merge3_plugin.contracts import SearchSpace
+
     space = space_for(load_config(example_config(name, tiny_world, shipped_tasks_dir(), tmp_path)))
     assert space.dims >= 2 and space.describe()
+    assert isinstance(space, SearchSpace)  # the contract a search space plugin satisfies

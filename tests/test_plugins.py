@@ -92,3 +92,49 @@ def test_two_plugins_claiming_one_name_is_an_error():
     pm.register(Clash(), name="clash")
     with pytest.raises(UserError, match="algorithm 'ga' is provided by two plugins"):
         registry("algorithm", pm)
+
+
+def test_every_builtin_satisfies_the_contract_of_its_kind():
+    """The Protocols in merge3_plugin.contracts are what the built-ins are (a third party's too)."""
+    from merge3_plugin.contracts import AlgorithmFactory, Estimator, Extractor
+
+    pm = builtins_only()
+    contract = {"extractor": Extractor, "estimator": Estimator, "algorithm": AlgorithmFactory}
+    for kind, protocol in contract.items():
+        found = registry(kind, pm)
+        assert found, kind
+        wrong = [name for name, impl in found.items() if not isinstance(impl, protocol)]
+        assert not wrong, f"{kind}s not satisfying {protocol.__name__}: {wrong}"
+    estimators = registry("estimator", pm)
+    assert [n for n, e in estimators.items() if e.needs_endpoints] == ["mpirt", "gmpirt"]
+
+
+def test_the_estimator_names_come_from_the_registry(monkeypatch):
+    """A third party's estimator becomes a fitness target and an lm-eval metric of merge3 tasks, by
+    registering it: no second list of names anywhere."""
+    from merge3_plugin.contracts import FunctionEstimator
+    from merge3_plugin.plugins import endpoint_estimators, names, plugin_manager
+
+    class Extra:
+        @hookspecs.hookimpl
+        def merge3_estimators(self):
+            return {"median-ish": FunctionEstimator(lambda state: state.anchor_mean),
+                    "merged-ish": FunctionEstimator(lambda state: None, needs_endpoints=True)}
+
+    plugin_manager().register(Extra(), name="extra-estimators")
+    try:
+        assert names("estimator")[:5] == ["anchor", "pirt", "gpirt", "mpirt", "gmpirt"]
+        assert {"median-ish", "merged-ish"} <= set(names("estimator"))
+        assert endpoint_estimators() == ["mpirt", "gmpirt", "merged-ish"]
+    finally:
+        plugin_manager().unregister(name="extra-estimators")
+
+
+def test_unknown_names_suggest_the_nearest_one():
+    from merge3_plugin.plugins import unknown_name
+
+    message = unknown_name("estimator", "gpirtt", ["anchor", "pirt", "gpirt"])
+    assert message == "unknown estimator 'gpirtt'; available: anchor, gpirt, pirt; did you mean 'gpirt'?"
+    assert "did you mean" not in unknown_name("estimator", "zzz", ["anchor", "pirt"])
+    many = unknown_name("task", "x", [f"t{i:03d}" for i in range(50)], limit=3)
+    assert "t000, t001, t002, ... (50 in all)" in many

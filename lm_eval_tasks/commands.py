@@ -29,8 +29,12 @@ def _tasks_check(args: argparse.Namespace) -> int:
 
 
 def _tasks_build(args: argparse.Namespace) -> int:
+    from merge3_plugin.errors import UserError
+
     from .task_files import build_task, user_tasks_dir
 
+    if (args.base_yaml is None) == (args.base_task is None):
+        raise UserError("give the base task as --base-yaml PATH (its lm-eval YAML) or --base-task NAME (a built-in)")
     out = build_task(args.bundle, args.out or user_tasks_dir(), base_yaml=args.base_yaml, base_task=args.base_task,
                      name=args.name, endpoint_samples=args.endpoint_samples, force=args.force)
     print(f"wrote {out}")

@@ -69,14 +69,14 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     bundle = Bundle.load(bundle_path)
     bundle.require_anchors(bundle_path)
     if (base_yaml is None) == (base_task is None):
-        raise UserError("give the base task as --base-yaml PATH (its lm-eval YAML) or --base-task NAME (a built-in)")
+        raise UserError("give exactly one of base_yaml (the base task's lm-eval YAML) and base_task (a built-in's name)")
     if base_yaml is not None:
         base_yaml = base_yaml.expanduser().resolve()
         if not base_yaml.is_file():
-            raise UserError(f"--base-yaml {base_yaml}: no such file")
+            raise UserError("no such file", param="base_yaml", value=base_yaml)
     name = name or f"merge3_{bundle.task}"
     if not _NAME.match(name) or not name.startswith("merge3_"):
-        raise UserError(f"--name {name!r}: a task name starting with merge3_ (letters, digits, _ . -)")
+        raise UserError("a task name starting with merge3_ (letters, digits, _ . -)", param="name", value=repr(name))
     out = out_dir.expanduser() / f"{name}.yaml"
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to replace it")

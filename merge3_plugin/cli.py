@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"merge3: error: {err}", file=sys.stderr)
+        print(f"merge3: error: {err.as_flag()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("merge3: interrupted", file=sys.stderr)

@@ -14,7 +14,7 @@ def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0
     from .plugins import lookup
 
     if not 1 <= size <= bundle.n_items:
-        raise UserError(f"--size: {size} anchors asked of {bundle.task}, which has {bundle.n_items} items")
+        raise UserError(f"{size} anchors asked of {bundle.task}, which has {bundle.n_items} items", param="size")
     bundle.require_scores()
     extractor = lookup("extractor", method)
     positions, weights = extractor(bundle, size, np.random.default_rng(seed))

@@ -57,11 +57,11 @@ def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = 
                holdout: list[str] = (), lineage: dict[str, list[str]] | None = None,
                task_version: str | None = None, progress: Callable[[str], None] = lambda _: None) -> Bundle:
     if backend not in BACKENDS:
-        raise UserError(f"--backend: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise UserError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}", param="backend")
     unknown = sorted(set(holdout) - set(matrix.models))
     if unknown:
-        raise UserError(f"--holdout: no samples for model(s) {', '.join(unknown)}; models found: "
-                        f"{', '.join(matrix.models)}")
+        raise UserError(f"no samples for model(s) {', '.join(unknown)}; models found: {', '.join(matrix.models)}",
+                        param="holdout")
     keep = [i for i, m in enumerate(matrix.models) if m not in set(holdout)]
     if len(keep) < MIN_MODELS:
         raise UserError(f"{matrix.task}: {len(keep)} model(s) to fit on; IRT needs at least {MIN_MODELS} "
@@ -76,7 +76,7 @@ def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = 
                          "holdout": sorted(holdout), "seed": seed}
     if backend == "girth":
         if dims not in ("auto", 1):
-            raise UserError(f"--dims {dims}: the girth backend is unidimensional (use --dims 1 or the torch backend)")
+            raise UserError(f"{dims}: the girth backend is unidimensional (use 1 or the torch backend)", param="dims")
         try:
             items, _ = fit_items_girth(scores[train])
         except ValueError as err:
@@ -98,7 +98,7 @@ def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = 
         else:
             chosen = int(dims)
             if not 1 <= chosen <= 15:
-                raise UserError(f"--dims: {dims} is out of range; use 1..15 or auto")
+                raise UserError(f"{dims} is out of range; use 1..15 or auto", param="dims")
         items, _ = fit_items(scores[train], dims=chosen, seed=seed)
     theta = fit_ability(items, scores)  # every population model, items fixed
     diagnostics["dims"] = chosen

@@ -110,61 +110,20 @@ def run_estimate(args: argparse.Namespace) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
-    from .bundle_responses import abilities_of, responses_for_bundle
-    from .estimation import anchor_scores_of, estimate, group_by_endpoint_count
+    from .bundle_responses import responses_for_bundle
     from .lineage import load_lineage
-    from .report import calibration_plot, error_rows, format_rows, random_subset_baseline
+    from .report import calibration_plot, held_out_report
 
     bundle = Bundle.load(args.bundle)
-    anchors = bundle.require_anchors(args.bundle)
+    bundle.require_anchors(args.bundle)
     matrix = responses_for_bundle(bundle, args.samples)
-    fitted = set(bundle.models)  # training items and calibration (validation) both flatter
-    coverage = (~np.isnan(matrix.scores)).sum(axis=1) / bundle.n_items
-    rows = [i for i, m in enumerate(matrix.models) if m not in fitted and coverage[i] >= 0.99]
-    skipped_fit = sorted(set(matrix.models) & fitted)
-    if skipped_fit:
-        print(f"left out {len(skipped_fit)} model(s) the bundle was fit or calibrated on (their errors would flatter): "
-              f"{', '.join(skipped_fit[:6])}{' ...' if len(skipped_fit) > 6 else ''}", file=sys.stderr)
-    if not rows:
-        raise UserError("no held-out model with full responses in the samples: report needs models that were not "
-                        "in the fit (use `merge3 fit --holdout ...`) and answered every item")
-    names = [matrix.models[i] for i in rows]
-    full = np.full((len(rows), bundle.n_items), np.nan)
-    full[:, bundle.columns(matrix.doc_ids)] = matrix.scores[rows]
-    truth = np.nanmean(full, axis=1)
-    estimates = estimate(bundle, anchor_scores_of(bundle, bundle.doc_ids, full))
-    draws = random_subset_baseline(full, anchors.size)
-    lines = []
-    result_rows = error_rows(truth, estimates)
-    random_mae = float(np.mean(np.abs(draws - truth[None, :])))
-    lines.append(format_rows(result_rows, f"{bundle.task}: {len(rows)} held-out models, {anchors.size} anchors "
-                                          f"({anchors.method}) of {bundle.n_items} items"))
-    lines.append(f"{'random-subset mean':<22}{len(rows):>7}{random_mae:>8.3f}   (mean of {anchors.size} random "
-                 "items, averaged over 50 draws: the baseline)")
-
-    lineage = load_lineage(args.lineage) if args.lineage else {}
-    merges = [(k, name) for k, name in enumerate(names) if name in lineage]
-    if merges:
-        known = dict(zip(bundle.models, bundle.theta))
-        known.update(zip(*abilities_of(bundle, matrix)))  # endpoints among the samples, already read
-        usable = [(k, name) for k, name in merges if all(e in known for e in lineage[name])]
-        merged_est: dict[str, list] = {}
-        merged_truth: list[float] = []
-        for group in group_by_endpoint_count(usable, lambda merge: len(lineage[merge[1]])):
-            idx = np.array([k for k, _ in group])
-            ends = np.stack([np.stack([known[e] for e in lineage[name]]) for _, name in group])
-            est = estimate(bundle, anchor_scores_of(bundle, bundle.doc_ids, full[idx]), ends)
-            for key, values in est.items():
-                merged_est.setdefault(key, []).extend(values.tolist())
-            merged_truth.extend(truth[idx].tolist())
-        if merged_truth:
-            lines.append("")
-            lines.append(format_rows(error_rows(np.array(merged_truth), {k: np.array(v) for k, v in merged_est.items()}),
-                                     f"held-out merges with known endpoints ({len(merged_truth)})"))
-    print("\n".join(lines))
+    report = held_out_report(bundle, matrix, load_lineage(args.lineage) if args.lineage else {})
+    if report.left_out:
+        print(f"left out {len(report.left_out)} model(s) the bundle was fit or calibrated on (their errors would "
+              f"flatter): {', '.join(report.left_out[:6])}{' ...' if len(report.left_out) > 6 else ''}", file=sys.stderr)
+    print(report.format())
     plot = args.plot or args.bundle.with_name(args.bundle.stem + ".calibration.png")
-    calibration_plot(truth, estimates, plot,
-                     f"{bundle.task}: {anchors.size} anchors ({anchors.method}), {len(rows)} held-out models")
+    calibration_plot(report.truth, report.estimates, plot, report.title(short=True))
     print(f"calibration plot: {plot}")
     return 0
 

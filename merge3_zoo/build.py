@@ -109,20 +109,20 @@ def _resolve_out(preset: Preset, seed: int, out: Path | None, force: bool) -> Pa
     out = out.expanduser().resolve()
     if out.exists():
         if not out.is_dir():
-            raise UserError(f"--out {out}: exists and is not a directory")
+            raise UserError("exists and is not a directory", param="out", value=out)
         manifest = out / MANIFEST
         if manifest.exists():
             return out  # a finished zoo: reused if its recipe matches, refused otherwise (below)
         if any(out.iterdir()) and not (out / IN_PROGRESS).exists():
-            raise UserError(f"--out {out}: folder exists, is not empty and holds no {MANIFEST}; "
-                            "refusing to write into it (choose a new or empty folder)")
+            raise UserError(f"folder exists, is not empty and holds no {MANIFEST}; "
+                            "refusing to write into it (choose a new or empty folder)", param="out", value=out)
     return out
 
 
 def cached_zoo_path(preset_name: str, seed: int = 0) -> Path:
     """Where `merge3 zoo build` keeps the zoo of a preset and seed; an error if it is not built yet."""
     if preset_name not in PRESETS:
-        raise UserError(f"--preset: unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}", param="preset")
     root = default_cache() / f"{preset_name}-{PRESETS[preset_name].recipe_hash(seed)}"
     if not (root / MANIFEST).exists():
         raise UserError(f"no finished {preset_name} zoo (seed {seed}) at {root}; run `merge3 zoo build"
@@ -135,9 +135,9 @@ def _check_writable(path: Path) -> None:
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir():
-        raise UserError(f"--out {path}: {probe} is a file, not a folder")
+        raise UserError(f"{probe} is a file, not a folder", param="out", value=path)
     if not os.access(probe, os.W_OK):
-        raise UserError(f"--out {path}: cannot write there ({probe} is not writable)")
+        raise UserError(f"cannot write there ({probe} is not writable)", param="out", value=path)
 
 
 def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, workers: int | None = None,
@@ -145,29 +145,29 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
     """Builds (or finds in the cache) the toy world of `preset_name`; see the module docstring."""
     start = time.perf_counter()
     if preset_name not in PRESETS:
-        raise UserError(f"--preset: unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}")
+        raise UserError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}", param="preset")
     preset = PRESETS[preset_name]
     root = _resolve_out(preset, seed, Path(out) if out is not None else None, force)
     recipe_hash = preset.recipe_hash(seed)
     if (root / MANIFEST).exists():
         zoo = Zoo.load(root)
         if zoo.recipe_hash != recipe_hash:
-            raise UserError(f"--out {root}: holds a zoo of another recipe ({zoo.preset}, seed {zoo.seed}, "
-                            f"hash {zoo.recipe_hash}); choose another folder")
+            raise UserError(f"holds a zoo of another recipe ({zoo.preset}, seed {zoo.seed}, "
+                            f"hash {zoo.recipe_hash}); choose another folder", param="out", value=root)
         if not force:
             return BuildResult(_add_lineage(zoo), True, time.perf_counter() - start)
-        raise UserError(f"--out {root}: --force would replace a finished zoo; delete it yourself if you mean it")
+        raise UserError("force would replace a finished zoo; delete it yourself if you mean it", param="out", value=root)
     _check_writable(root)
     marker = root / IN_PROGRESS
     if marker.exists():  # an interrupted build: resume it if it is ours
         if json.loads(marker.read_text()).get("recipe_hash") != recipe_hash:
-            raise UserError(f"--out {root}: holds an unfinished build of another recipe; choose another folder")
+            raise UserError("holds an unfinished build of another recipe; choose another folder", param="out", value=root)
     else:
         try:
             root.mkdir(parents=True, exist_ok=True)
             marker.write_text(json.dumps({"recipe_hash": recipe_hash}))
         except OSError as err:
-            raise UserError(f"--out {root}: cannot create it: {err.strerror}") from None
+            raise UserError(f"cannot create it: {err.strerror}", param="out", value=root) from None
     timings = _run_build(preset, seed, root, workers, progress)
     zoo = _finish(preset, seed, root, timings)
     (root / IN_PROGRESS).unlink()

@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.out / 'best.yaml'}")
         return 0
     except UserError as err:
-        print(f"mergekit-evolve-lite: error: {err}", file=sys.stderr)
+        print(f"mergekit-evolve-lite: error: {err.as_flag()}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"mergekit-evolve-lite: interrupted; continue with --resume --out {args.out}", file=sys.stderr)

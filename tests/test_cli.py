@@ -68,3 +68,20 @@ def test_plugins_command_lists_builtin_algorithms():
     out = merge3("plugins")
     assert out.returncode == 0
     assert "nsga2" in out.stdout and "algorithm" in out.stdout
+
+
+def test_library_errors_name_parameters_and_the_cli_names_flags():
+    """A library function refuses its own parameter by name; only a command line speaks of flags."""
+    from merge3_plugin.errors import UserError
+
+    err = UserError("no samples for model(s) x", param="holdout")
+    assert str(err) == "holdout: no samples for model(s) x" and err.as_flag() == "--holdout: no samples for model(s) x"
+    valued = UserError("cannot create it", param="out", value="/nowhere")
+    assert str(valued) == "out /nowhere: cannot create it" and valued.as_flag() == "--out /nowhere: cannot create it"
+    assert UserError("plain").as_flag() == "plain"
+
+
+def test_help_texts_show_percent_signs_once():
+    """argparse doubles nothing in a description: '20%%' there is printed as is."""
+    out = merge3("fit", "--help")
+    assert "20% of the models" in out.stdout and "%%" not in out.stdout

@@ -148,7 +148,7 @@ def test_too_few_models_and_unknown_holdouts_are_clear_errors():
     matrix, _, _ = synthetic_matrix(8, 30, 1)
     with pytest.raises(UserError, match="at least 6"):
         fit_bundle(matrix, holdout=matrix.models[:4])
-    with pytest.raises(UserError, match="--holdout"):
+    with pytest.raises(UserError, match="holdout: no samples"):
         fit_bundle(matrix, holdout=["not-a-model"])
 
 

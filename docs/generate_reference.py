@@ -28,25 +28,7 @@ HELP_COLUMNS = 100  # argparse wraps help text to the terminal width; fix it
 
 # Descriptions for fields that have none in mergekit_ext/config.py. Used only where the model gives
 # none; a key here for a field that has its own description, or for no field, is an error.
-DESCRIPTIONS = {
-    "EvolveSpec.search": "parameter -> [low, high]; only the merge method's float parameters; per-model ones "
-                         "(weight, density) get one gene per model, shared ones (t, lambda) one",
-    "EvolveSpec.granularity": "global (one value), N (N values spread over the depth: a mergekit gradient) "
-                              "or per_layer (one value per layer)",
-    "EvolveSpec.filters": "substrings of tensor names (self_attn, mlp): separate genes for each, plus one for the rest",
-    "EvolveSpec.fitness": "what a candidate is scored on; several entries are folded by weight, or with "
-                          "objectives: multi each is an objective",
-    "EvolveSpec.algorithm": "the optimisation algorithm and its options",
-    "EvolveSpec.budget": "when to stop; the first limit reached stops the run",
-    "EvolveSpec.seed": "pymoo's seed, and the seed of random merge methods (dare_*, della: mergekit-yaml --random-seed)",
-    "EvolveSpec.eval": "how candidates are evaluated (lm-eval's HF model)",
-    "AlgorithmSpec.name": "an algorithm of `merge3 plugins` (ga, de, cmaes, pso, nelder-mead, pattern-search, "
-                          "nsga2, nsga3, moead, sms-emoa, or a plugin's)",
-    "BudgetSpec.evaluations": "stop after this many candidates",
-    "BudgetSpec.generations": "stop after this many generations",
-    "EvalSpec.device": "cpu, cuda, cuda:1, mps: the live model sits there, in the merge's dtype",
-    "EvalSpec.batch_size": "lm-eval's batch size",
-}
+DESCRIPTIONS: dict[str, str] = {}  # every field now says what it is in mergekit_ext/config.py
 
 # What a model that allows extra keys does with them.
 EXTRA_KEYS = {

@@ -1,1 +1,3 @@
-"""mergekit glue for merge3: the only place that knows mergekit internals (`mergekit-evolve-lite` arrives later)."""
+"""The evolve room of merge3: `mergekit-evolve-lite` (config, search spaces, algorithms, in-memory
+merger, fitness, engine, search, outputs). The only package that knows mergekit and pymoo;
+mergekit's private APIs live in `compat.py`."""

@@ -10,7 +10,7 @@ from merge3_plugin.errors import UserError
 
 
 EPILOG = """\
-the evolve: section (add it to the mergekit config you have; README: mergekit-evolve-lite):
+the evolve: section (add it to the mergekit config you have; docs/evolve.md explains each part):
   evolve:
     search: {weight: [0.0, 1.0], density: [0.1, 1.0]}  # parameter -> range (the method's numbers)
     granularity: global              # global | N layer groups (a gradient) | per_layer

@@ -42,12 +42,14 @@ class FitnessSpec(_Strict):
 
 class AlgorithmSpec(BaseModel):
     model_config = ConfigDict(extra="allow")  # everything else goes to the pymoo algorithm as is
-    name: str = "ga"
+    name: str = Field("ga", description=(
+        'an algorithm of `merge3 plugins` (ga, de, cmaes, pso, nelder-mead, pattern-search, nsga2, nsga3, '
+        "moead, sms-emoa, or a plugin's)"))
 
 
 class BudgetSpec(_Strict):
-    evaluations: int | None = Field(None, ge=1)
-    generations: int | None = Field(None, ge=1)
+    evaluations: int | None = Field(None, ge=1, description='stop after this many candidates')
+    generations: int | None = Field(None, ge=1, description='stop after this many generations')
     time: float | None = Field(None, gt=0, description="seconds")
 
     @model_validator(mode="after")
@@ -59,8 +61,9 @@ class BudgetSpec(_Strict):
 
 class EvalSpec(BaseModel):
     model_config = ConfigDict(extra="allow")  # passed through to lm-eval's model
-    device: str = "cpu"
-    batch_size: int = Field(32, ge=1)
+    device: str = Field("cpu", description=(
+        "cpu, cuda, cuda:1, mps: the live model sits there, in the merge's dtype"))
+    batch_size: int = Field(32, ge=1, description="lm-eval's batch size")
 
 
 class SelectSpec(_Strict):
@@ -77,16 +80,26 @@ class EvolveSpec(_Strict):
     space: str = Field("params", description="search space plugin: params (the numbers of the mergekit config) "
                                              "or depth (which layer of which model fills each layer slot)")
     space_options: dict[str, Any] = Field(default_factory=dict, description="options of the search space")
-    search: dict[str, tuple[float, float]] = Field(default_factory=dict)
-    granularity: Literal["global", "per_layer"] | int = "global"
-    filters: list[str] = Field(default_factory=list)
-    fitness: list[FitnessSpec] = Field(min_length=1)
+    search: dict[str, tuple[float, float]] = Field(default_factory=dict, description=(
+        "parameter -> [low, high]; only the merge method's float parameters; per-model ones (weight, density)"
+        ' get one gene per model, shared ones (t, lambda) one'))
+    granularity: Literal["global", "per_layer"] | int = Field("global", description=(
+        'global (one value), N (N values spread over the depth: a mergekit gradient) or per_layer (one value '
+        'per layer)'))
+    filters: list[str] = Field(default_factory=list, description=(
+        'substrings of tensor names (self_attn, mlp): separate genes for each, plus one for the rest'))
+    fitness: list[FitnessSpec] = Field(min_length=1, description=(
+        'what a candidate is scored on; several entries are folded by weight, or with objectives: multi each '
+        'is an objective'))
     objectives: Literal["single", "multi"] = Field(
         "single", description="single: fitness entries folded by weight; multi: one objective each")
-    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec)
-    budget: BudgetSpec
-    seed: int = 0
-    eval: EvalSpec = Field(default_factory=EvalSpec)
+    algorithm: AlgorithmSpec = Field(default_factory=AlgorithmSpec, description=(
+        'the optimisation algorithm and its options'))
+    budget: BudgetSpec = Field(description='when to stop; the first limit reached stops the run')
+    seed: int = Field(0, description=(
+        "pymoo's seed, and the seed of random merge methods (dare_*, della: mergekit-yaml --random-seed)"))
+    eval: EvalSpec = Field(default_factory=EvalSpec, description=(
+        "how candidates are evaluated (lm-eval's HF model)"))
     include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
     include_defaults: bool = Field(True, description="also index lm-eval's built-in tasks (~20 s once)")
     select: SelectSpec | None = Field(None, description="re-score the best candidates with more items")

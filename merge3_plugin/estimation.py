@@ -151,56 +151,78 @@ def anchor_scores_of(bundle: Bundle, doc_ids: list[int], scores: np.ndarray, anc
 
 
 # -- calibration on validation models -----------------------------------------------------------
+# Both weights follow tinyBenchmarks' rule for mixing an unbiased but noisy estimate (the anchor
+# mean, variance s^2) with a biased but steady one (an IRT prediction, mean squared error b^2 on
+# models the items were not fit on): weight on the anchor mean = b^2 / (b^2 + s^2). Estimation
+# reads only the anchors' items and weights, so the uncalibrated anchors serve as they are.
 def calibrate(bundle: Bundle, anchors: Anchors) -> Anchors:
-    """Anchors with lambda* (gp-IRT) and delta (gmp-IRT) learned on the bundle's validation models.
+    """Anchors with lambda* (gp-IRT) and delta (gmp-IRT) learned on the bundle's validation models,
+    and the record of both (`Anchors.calibration`)."""
+    lam, anchor_variance, record = gpirt_lambda(bundle, anchors)
+    delta, merge_record = gmpirt_delta(bundle, anchors, anchor_variance, fallback=lam)
+    return Anchors(anchors.method, anchors.seed, list(anchors.doc_ids), anchors.weights,
+                   float(np.clip(lam, 0, 1)), float(np.clip(delta, 0, 1)), {**record, **merge_record})
 
-    Both follow tinyBenchmarks' rule for mixing an unbiased but noisy estimate (the anchor mean,
-    variance s^2) with a biased but steady one (the IRT prediction, mean squared error b^2 on
-    validation models): weight = b^2 / (b^2 + s^2). s^2 = mean over validation models of
-    sum_i w_i^2 P_i (1 - P_i), the anchor mean's variance under the IRT model. For delta, b^2 is
-    mp-IRT's error on validation merges (models whose endpoints are known, from the bundle's
-    lineage); without any, delta falls back to lambda* and the calibration record says so.
-    """
+
+def mixing_weight(bias2: float, variance: float) -> float:
+    """tinyBenchmarks' weight on the anchor mean: b^2 / (b^2 + s^2); 0.5 when both vanish."""
+    return bias2 / (bias2 + variance) if bias2 + variance > 0 else 0.5
+
+
+def gpirt_lambda(bundle: Bundle, anchors: Anchors) -> tuple[float, float, dict]:
+    """gp-IRT's lambda* from the validation models: (lambda*, s^2, record). s^2 is the mean over
+    them of sum_i w_i^2 P_i (1 - P_i), the anchor mean's variance under the IRT model; b^2 is
+    p-IRT's mean squared error on them."""
     val = bundle.split_index("validation")
     if len(val) == 0:
         raise UserError("the bundle has no validation models; refit with more models")
-    columns = bundle.columns(anchors.doc_ids)
-    truth = np.nanmean(bundle.scores, axis=1)
-    placeholder = Anchors(anchors.method, anchors.seed, anchors.doc_ids, anchors.weights, 0.0, 0.0)
-
-    state = Estimation(bundle, bundle.scores[np.ix_(val, columns)], anchors=placeholder)
+    truth = np.nanmean(bundle.scores, axis=1)[val]
+    state = Estimation(bundle, bundle.scores[np.ix_(val, bundle.columns(anchors.doc_ids))], anchors=anchors)
     prob = state.anchor_items.prob(state.theta)
     s2 = float(np.mean((anchors.weights[None, :] ** 2 * prob * (1 - prob)).sum(axis=1)))
     pirt = np.clip(state.pirt_at(state.theta), 0, 1)
-    b2 = float(np.mean((pirt - truth[val]) ** 2))
-    lam = b2 / (b2 + s2) if b2 + s2 > 0 else 0.5
+    b2 = float(np.mean((pirt - truth) ** 2))
     record = {"validation_models": int(len(val)), "pirt_mse": b2, "anchor_variance": s2,
-              "anchor_mae": float(np.mean(np.abs(state.anchor_mean - truth[val]))),
-              "pirt_mae": float(np.mean(np.abs(pirt - truth[val])))}
+              "anchor_mae": float(np.mean(np.abs(state.anchor_mean - truth))),
+              "pirt_mae": float(np.mean(np.abs(pirt - truth)))}
+    return mixing_weight(b2, s2), s2, record
 
+
+def gmpirt_delta(bundle: Bundle, anchors: Anchors, anchor_variance: float, fallback: float) -> tuple[float, dict]:
+    """gmp-IRT's delta: (delta, record). b^2 is mp-IRT's mean squared error on merges whose
+    endpoints are known (from the bundle's lineage); without any, delta is `fallback` (lambda*)."""
+    merges, source = calibration_merges(bundle)
+    if not merges:
+        return fallback, {"delta_source": "no merges with known endpoints among the fit models: delta = lambda*"}
+    errors = mpirt_errors(bundle, anchors, merges)
+    bm2 = float(np.mean(np.square(errors)))
+    record = {"merges": len(errors), "merges_from": source, "mpirt_mse": bm2,
+              "mpirt_mae": float(np.mean(np.abs(errors))),
+              "delta_source": "mp-IRT error on merges with known endpoints"}
+    return mixing_weight(bm2, anchor_variance), record
+
+
+def calibration_merges(bundle: Bundle) -> tuple[list[tuple[int, list[int]]], str]:
+    """The merges delta is learned on, as (row, endpoint rows), and where they come from: the
+    validation merges, or all known merges (their items were in the fit: in-sample) if none."""
     merges = [(i, [bundle.models.index(e) for e in bundle.lineage[name]])
               for i, name in enumerate(bundle.models)
               if name in bundle.lineage and all(e in bundle.models for e in bundle.lineage[name])]
-    # validation merges first; all known merges (their items were in the fit) if there are none
     in_validation = [m for m in merges if bundle.splits[m[0]] == "validation"]
-    chosen = in_validation or merges
+    return (in_validation, "validation") if in_validation else (merges, "train (in-sample)")
+
+
+def mpirt_errors(bundle: Bundle, anchors: Anchors, merges: list[tuple[int, list[int]]]) -> list[float]:
+    """mp-IRT's error (estimate - full-benchmark accuracy) on each merge, from its anchor answers."""
+    columns = bundle.columns(anchors.doc_ids)
+    truth = np.nanmean(bundle.scores, axis=1)
     errors = []
-    for group in group_by_endpoint_count(chosen, lambda merge: len(merge[1])):
+    for group in group_by_endpoint_count(merges, lambda merge: len(merge[1])):
         rows = np.array([m for m, _ in group])
         ends = np.stack([bundle.theta[e] for _, e in group])
-        merge_state = Estimation(bundle, bundle.scores[np.ix_(rows, columns)], ends, anchors=placeholder)
-        errors.extend((np.clip(merge_state.pirt_at(merge_state.theta_merge), 0, 1) - truth[rows]).tolist())
-    if errors:
-        bm2 = float(np.mean(np.square(errors)))
-        delta = bm2 / (bm2 + s2) if bm2 + s2 > 0 else 0.5
-        record.update({"merges": len(errors), "merges_from": "validation" if in_validation else "train (in-sample)",
-                       "mpirt_mse": bm2, "mpirt_mae": float(np.mean(np.abs(errors)))})
-        record["delta_source"] = "mp-IRT error on merges with known endpoints"
-    else:
-        delta = lam
-        record["delta_source"] = "no merges with known endpoints among the fit models: delta = lambda*"
-    return Anchors(anchors.method, anchors.seed, list(anchors.doc_ids), anchors.weights,
-                   float(np.clip(lam, 0, 1)), float(np.clip(delta, 0, 1)), record)
+        state = Estimation(bundle, bundle.scores[np.ix_(rows, columns)], ends, anchors=anchors)
+        errors.extend((np.clip(state.pirt_at(state.theta_merge), 0, 1) - truth[rows]).tolist())
+    return errors
 
 
 def group_by_endpoint_count(merges: list, count_of) -> list[list]:

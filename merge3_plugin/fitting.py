@@ -15,7 +15,7 @@ import numpy as np
 
 from .bundle import Bundle
 from .errors import UserError
-from .irt import ItemParams, fit_ability, fit_items, fit_items_girth
+from .irt import ItemParams, fit_ability, fit_items, fit_items_girth, population_prior
 from .responses import ResponseMatrix
 
 AUTO_DIMS = (1, 2, 3, 5, 8)  # the candidates `--dims auto` tries (capped by the population size)
@@ -35,9 +35,17 @@ def split_population(models: list[str], seed: int, share: float = VALIDATION_SHA
     return splits
 
 
-def dims_error(items: ItemParams, val_scores: np.ndarray, seed: int, subset: int, repeats: int = 3) -> float:
+def validation_subset(n_items: int) -> int:
+    """How many items a validation model's ability is fit on when scoring d: about an anchor set."""
+    return max(10, min(50, n_items // 4))
+
+
+def dims_error(items: ItemParams, val_scores: np.ndarray, seed: int, subset: int,
+               prior: tuple[np.ndarray, np.ndarray], repeats: int = 3) -> float:
     """How well item parameters predict unseen answers of validation models: mean log loss on the
-    items not in a random `subset` the ability was fit on (as estimation will do with anchors)."""
+    items not in a random `subset` the ability was fit on, under `prior` (mean, covariance), as
+    estimation will do with anchors."""
+    mean, cov = prior
     rng = np.random.default_rng(seed)
     losses = []
     n_items = val_scores.shape[1]
@@ -45,12 +53,31 @@ def dims_error(items: ItemParams, val_scores: np.ndarray, seed: int, subset: int
         shown = np.zeros(n_items, dtype=bool)
         shown[rng.choice(n_items, size=min(subset, n_items - 1), replace=False)] = True
         observed = np.where(shown[None, :], val_scores, np.nan)
-        theta = fit_ability(items, observed)
+        theta = fit_ability(items, observed, prior_mean=mean, prior_cov=cov)
         p = np.clip(items.prob(theta)[:, ~shown], 1e-9, 1 - 1e-9)
         y = val_scores[:, ~shown]
         cell = -(y * np.log(p) + (1 - y) * np.log(1 - p))
         losses.append(np.nanmean(cell))
     return float(np.mean(losses))
+
+
+def choose_dims(scores: np.ndarray, train: np.ndarray, seed: int,
+                progress: Callable[[str], None] = lambda _: None) -> tuple[int, dict]:
+    """`--dims auto`: the candidate d whose items, fit on the training models, best predict the
+    validation models' unseen answers (`dims_error`). (d, diagnostics for "dims_auto")."""
+    # more dimensions than training models cannot be identified
+    candidates = [d for d in AUTO_DIMS if d <= max(1, int(train.sum()) // 3)]
+    subset = validation_subset(scores.shape[1])
+    errors = {}
+    for d in candidates:
+        progress(f"trying d = {d}")
+        items, train_theta = fit_items(scores[train], dims=d, seed=seed)
+        # the prior estimation will use with these items (Bundle.ability_prior), not N(0, I)
+        errors[d] = dims_error(items, scores[~train], seed, subset, prior=population_prior(train_theta))
+    chosen = min(errors, key=errors.get)
+    return chosen, {"criterion": f"validation log loss, ability fit on {subset} random items "
+                                 "under the population prior (training abilities' mean and shrunk covariance)",
+                    "errors": {str(d): e for d, e in errors.items()}}
 
 
 def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = "torch", seed: int = 0,
@@ -84,17 +111,7 @@ def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = 
         chosen = 1
     else:
         if dims == "auto":
-            # more dimensions than training models cannot be identified
-            candidates = [d for d in AUTO_DIMS if d <= max(1, int(train.sum()) // 3)]
-            subset = max(10, min(50, matrix.scores.shape[1] // 4))  # about an anchor set
-            errors = {}
-            for d in candidates:
-                progress(f"trying d = {d}")
-                fitted, _ = fit_items(scores[train], dims=d, seed=seed)
-                errors[d] = dims_error(fitted, scores[~train], seed, subset)
-            chosen = min(errors, key=errors.get)
-            diagnostics["dims_auto"] = {"criterion": f"validation log loss, ability fit on {subset} random items",
-                                        "errors": {str(d): e for d, e in errors.items()}}
+            chosen, diagnostics["dims_auto"] = choose_dims(scores, train, seed, progress)
         else:
             chosen = int(dims)
             if not 1 <= chosen <= 15:
@@ -103,7 +120,8 @@ def fit_bundle(matrix: ResponseMatrix, dims: int | str = "auto", backend: str = 
     theta = fit_ability(items, scores)  # every population model, items fixed
     diagnostics["dims"] = chosen
     diagnostics["fit_seconds"] = round(time.perf_counter() - started, 3)
-    diagnostics["validation_log_loss"] = dims_error(items, scores[~train], seed, max(10, min(50, scores.shape[1] // 4)))
+    diagnostics["validation_log_loss"] = dims_error(items, scores[~train], seed, validation_subset(scores.shape[1]),
+                                                    prior=population_prior(theta[train]))
     lineage = {m: list(e) for m, e in (lineage or {}).items() if m in models}
     return Bundle(task=matrix.task, task_version=task_version, metric=matrix.metric, filter=matrix.filter,
                   doc_ids=list(matrix.doc_ids), doc_hashes=list(matrix.doc_hashes), items=items, backend=backend,

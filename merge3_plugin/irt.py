@@ -142,6 +142,16 @@ def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Prior
     return theta.detach().numpy().copy()
 
 
+def population_prior(theta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance of a population's abilities (models x d): the empirical-Bayes prior for
+    a new model's ability. The covariance is shrunk toward the identity by d pseudo-models, so a
+    small population cannot make it singular."""
+    n, d = theta.shape
+    centred = theta - theta.mean(axis=0)
+    cov = (centred.T @ centred + d * np.eye(d)) / (n + d)
+    return theta.mean(axis=0), cov
+
+
 def fit_items_girth(responses: np.ndarray) -> tuple[ItemParams, np.ndarray]:
     """Unidimensional 2PL by girth's joint maximum likelihood (`twopl_jml`), the reference backend.
 

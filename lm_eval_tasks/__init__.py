@@ -4,6 +4,6 @@
 - `task_files`: writing and checking merge3 task YAMLs, the user task folder, the start-up hook file;
 - `startup`: the lazy hook that lets a plain `lm_eval --tasks 'merge3_*'` find merge3 tasks;
 - `commands`: `merge3 tasks ...`, added to the `merge3` command line through a plugin hook;
-- `compat`: every private or deprecated lm-eval API merge3 uses, contract-tested in tests/test_compat.py;
+- `compat`: every private or deprecated lm-eval API merge3 uses, contract-tested in tests/lm_eval/test_compat.py;
 - `tasks/` (shipped toy-world tasks and bundles) and `configs/` (templates for popular benchmarks).
 """

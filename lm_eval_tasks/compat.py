@@ -2,7 +2,7 @@
 
 lm-eval (checked on 0.4.13) has no public way to read a task YAML with its includes resolved, to
 compute the `doc_hash` its sample logs carry, or to keep its environment report from being
-collected for every results file. Each is one small function here; `tests/test_compat.py` checks
+collected for every results file. Each is one small function here; `tests/lm_eval/test_compat.py` checks
 each contract on the installed version, so an upgrade that breaks one fails there, loudly.
 """
 

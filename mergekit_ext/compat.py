@@ -3,7 +3,7 @@
 mergekit 0.1.5 has no public way to plan a merge in memory (`MergePlanner.plan_in_memory()` is
 broken there), to read a plan's (weight, task) pairs, to build the output model's config, or to
 memoise the inputs' config.json. Each of those is one small function here, and
-`tests/test_compat.py` checks the contract of each on the installed versions, so an upgrade that
+`tests/evolve/test_compat.py` checks the contract of each on the installed versions, so an upgrade that
 breaks one fails there, loudly, instead of deep inside a search.
 """
 

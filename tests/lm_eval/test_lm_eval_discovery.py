@@ -13,7 +13,7 @@ import pytest
 
 from merge3_plugin.bundle import Bundle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PTH = REPO / "lm_eval_tasks" / "merge3-lm-eval.pth"
 SHIPPED = REPO / "lm_eval_tasks" / "tasks"
 

@@ -1,17 +1,14 @@
-"""Contracts of the private, deprecated or copied upstream APIs merge3 relies on (the compat modules).
+"""Contracts of the private, deprecated or copied lm-eval APIs merge3 relies on (lm_eval_tasks/compat.py).
 
-Cheap on purpose: each checks one promise on the installed lm-eval / mergekit / torch, so that an
-upgrade which breaks one fails here, naming it, instead of deep inside a search.
+Cheap on purpose: each checks one promise on the installed lm-eval, so that an upgrade which breaks
+one fails here, naming it, instead of deep inside a search.
 """
 
 from __future__ import annotations
 
 import json
 
-import pytest
 
-
-# -- lm-eval ------------------------------------------------------------------------------------
 def test_load_yaml_resolves_includes(tmp_path):
     from merge3_lm_eval_tasks.compat import load_yaml
 
@@ -60,74 +57,6 @@ def test_env_info_is_collected_once_and_still_reported():
         evaluator.add_env_info = original
 
 
-# -- mergekit and torch -------------------------------------------------------------------------
-def _plan(tiny_world, weight: float = 0.5):
-    from mergekit.architecture import get_architecture_info
-    from mergekit.config import MergeConfiguration
-    from mergekit.options import MergeOptions
-
-    from mergekit_ext.compat import plan_merge
-
-    m = tiny_world.root / "models"
-    config = MergeConfiguration.model_validate({
-        "merge_method": "task_arithmetic", "base_model": str(m / "base"), "dtype": "float32",
-        "models": [{"model": str(m / "expert-math"), "parameters": {"weight": weight}},
-                   {"model": str(m / "expert-lang"), "parameters": {"weight": 0.5}}]})
-    options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True)
-    return plan_merge(config, get_architecture_info(config, options), options)
-
-
-def test_plan_merge_covers_every_weight_of_the_model(tiny_world):
-    from safetensors.torch import load_file
-
-    planned = _plan(tiny_world)
-    names = {weight.name for weight, _ in planned}
-    stored = set(load_file(tiny_world.model_path("base") / "model.safetensors"))
-    assert stored - {"lm_head.weight"} <= names and all(hasattr(task, "arguments") for _, task in planned)
-
-
-def test_gather_keys_of_two_plans_compare_equal_where_mergekit_tasks_do_not(tiny_world):
-    from mergekit.io.tasks import GatherTensors
-
-    from mergekit_ext.compat import gather_key
-    from mergekit_ext.inmemory import _input_tasks
-
-    first = _input_tasks([task for _, task in _plan(tiny_world, 0.3)])
-    second = _input_tasks([task for _, task in _plan(tiny_world, 0.7)])
-    assert first and all(isinstance(t, GatherTensors) for t in first)
-    assert {gather_key(t) for t in first} == {gather_key(t) for t in second}
-    if first[0] == second[0]:  # mergekit made equality structural: gather_key is no longer needed
-        pytest.fail("mergekit's GatherTensors now compare equal across plans; simplify compat.gather_key")
-
-
-def test_model_configs_are_read_once_and_the_method_restored(tiny_world, monkeypatch):
-    from mergekit.common import ModelReference
-
-    from mergekit_ext.compat import model_configs_memoised
-
-    original = ModelReference.config
-    reads = []
-    monkeypatch.setattr(ModelReference, "config", lambda self, trust_remote_code=False: reads.append(1) or
-                        original(self, trust_remote_code=trust_remote_code))
-    patched = ModelReference.config
-    reference = ModelReference.model_validate(str(tiny_world.model_path("base")))
-    cache: dict = {}
-    with model_configs_memoised(cache):
-        first, second = reference.config(), reference.config()
-    assert len(reads) == 1 and first.num_hidden_layers == second.num_hidden_layers == 4 and first is not second
-    assert ModelReference.config is patched
-
-
-def test_tensor_versions_count_in_place_writes():
-    import torch
-
-    from mergekit_ext.compat import tensor_versions
-
-    values = {"a": torch.zeros(3), "b": torch.ones(2)}
-    before = tensor_versions(values)
-    values["a"].add_(1.0)
-    after = tensor_versions(values)
-    assert after[0] > before[0] and after[1] == before[1]
 
 
 def test_the_shared_merge3_tag_is_not_reported_as_an_override(tmp_path, caplog):

@@ -13,7 +13,7 @@ from merge3_plugin.estimation import estimate
 from merge3_plugin.extraction import extract
 from merge3_plugin.fitting import fit_bundle
 from merge3_plugin.responses import load_responses
-from tests.test_cli import merge3
+from tests.method.test_cli import merge3
 
 MERGED = "ta-math0.5-rev1"  # held out of the micro world's fit; its endpoints are below
 ENDPOINTS = ("expert-math", "expert-rev", "base")

@@ -14,7 +14,7 @@ from merge3_plugin.estimation import estimate
 from merge3_plugin.extraction import extract
 from merge3_plugin.fitting import fit_bundle
 from merge3_plugin.responses import find_sample_files, load_responses
-from tests.test_cli import merge3
+from tests.method.test_cli import merge3
 
 HELDOUT = ("base-s350", "ta-math0.5-rev1", "variant1", "base-s650")
 

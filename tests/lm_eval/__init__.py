@@ -1,0 +1,1 @@
+"""Tests of one room (see tests/test_architecture.py for the rooms)."""

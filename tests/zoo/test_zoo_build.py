@@ -198,3 +198,20 @@ def test_quick_scorer_agrees_with_lm_eval(micro_zoo):
             scores = exact_match(model, codec, items)
         logged = {r["doc_id"]: r[by_name[task]["metric"]] for r in _samples(micro_zoo, "expert-math", task)}
         assert scores == [logged[i] for i in range(len(docs))], task
+
+
+def test_the_manifest_carries_its_lineage_and_older_ones_get_it(micro_zoo, tmp_path):
+    """zoo.json holds `lineage` (merged model -> endpoints), which `merge3 fit --lineage zoo.json` reads
+    without the core knowing the toy world; a zoo built before that field gets it on next use."""
+    from merge3_plugin.errors import UserError
+    from merge3_plugin.lineage import load_lineage
+    from merge3_zoo.build import build_zoo
+
+    assert load_lineage(micro_zoo.root / "zoo.json") == micro_zoo.lineage() and micro_zoo.lineage()
+    old = json.loads((micro_zoo.root / "zoo.json").read_text())
+    del old["lineage"]
+    (tmp_path / "zoo.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match="without a 'lineage' field; run `merge3 zoo build`"):
+        load_lineage(tmp_path / "zoo.json")
+    build_zoo("micro", out=tmp_path, progress=False)  # a finished zoo of this recipe: nothing is rebuilt
+    assert load_lineage(tmp_path / "zoo.json") == micro_zoo.lineage()

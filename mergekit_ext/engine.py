@@ -17,11 +17,6 @@ class Engine:
     merger: Any  # InMemoryMerger
     fitness: Any  # Fitness over `model`
 
-    def score(self, candidate: dict):
-        """Merge one plain mergekit config into the live model and score it: (merge seconds, Score)."""
-        merge_seconds = self.merger.merge_into(self.model, candidate)
-        return merge_seconds, self.fitness()
-
 
 def needs_endpoints(specs: list[FitnessSpec]) -> bool:
     """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""

@@ -106,7 +106,8 @@ def main() -> None:
     print(f"\n{'model':<42}{'estimate':>10}{'true (500 items)':>18}")
     for name, est, acc in rows:
         print(f"{name:<42}{'' if est is None else f'{est:.3f}':>10}{acc:>18.3f}")
-    print(f"\n{summary['evaluations']} candidates, {summary['wall_seconds']:.0f} s; "
+    print(f"\n{summary['candidates_this_run']} candidates asked, {summary['evaluated_this_run']} evaluated by this run "
+          f"({summary['evaluations']} distinct in its history), {summary['wall_seconds']:.0f} s; "
           f"merge {summary['mean_merge_seconds']:.3f} s, eval {summary['mean_eval_seconds']:.3f} s per candidate")
 
 

@@ -76,9 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                       manager=manager)
         chosen = (f" (select stage: {summary['best_selected_objectives']})"
                   if "best_selected_objectives" in summary else "")
-        print(f"best {summary['best_objectives']}{chosen} after {summary['evaluations']} evaluations "
-              f"({summary['evaluated_this_run']} now, {summary['replayed_from_history']} from history); "
-              f"{args.out / 'best.yaml'}")
+        print(f"best {summary['best_objectives']}{chosen} after {summary['candidates_this_run']} candidates "
+              f"({summary['evaluated_this_run']} evaluated now, {summary['replayed_from_history']} from an earlier "
+              f"run's history, {summary['repeated_this_run']} repeats answered from memory); "
+              f"{summary['evaluations']} distinct in history.jsonl; {args.out / 'best.yaml'}")
         return 0
     except UserError as err:
         print(f"mergekit-evolve-lite: error: {err.as_flag()}", file=sys.stderr)

@@ -13,6 +13,10 @@ from pymoo.core.problem import ElementwiseProblem
 
 from merge3_plugin.files import write_atomic
 
+# pymoo's value for a candidate cut by the budget: objectives are accuracies (negated, in [-1, 0]);
+# finite, because decompositions (MOEA/D) multiply it by zero weights and inf * 0 is NaN
+NOT_EVALUATED = 1e9
+
 
 class MergeProblem(ElementwiseProblem):
     """Maximise a `MergeSearch`'s objectives over its genes in [0, 1]^dims (pymoo minimises: negated)."""
@@ -22,7 +26,10 @@ class MergeProblem(ElementwiseProblem):
         super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
 
     def _evaluate(self, x, out, *args, **kwargs):
-        out["F"] = [-v for v in self.search.evaluate(x)]
+        objectives = self.search.evaluate(x)
+        # past the budget a generation is cut short: its remaining members are not evaluated, and
+        # stand as worse than any real candidate so that no algorithm keeps them
+        out["F"] = [NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
 
 
 class CheckpointCallback(Callback):
@@ -34,7 +41,8 @@ class CheckpointCallback(Callback):
         self.path = path
 
     def notify(self, algorithm):
-        state = {"generation": int(algorithm.n_gen), "evaluations": int(algorithm.evaluator.n_eval),
-                 "evaluated_now": self.search.evaluated, "replayed": self.search.replayed,
+        search = self.search
+        state = {"generation": int(algorithm.n_gen), "candidates": search.asked,
+                 "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
                  "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
         write_atomic(self.path, json.dumps(state, indent=1) + "\n")

@@ -141,7 +141,8 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
     eval_s = [r["eval_seconds"] for r in records]
     summary = {
         "config": str(config.path), "genes": search.space.dims, "evaluations": len(records),
-        "evaluated_this_run": search.evaluated, "replayed_from_history": search.replayed,
+        "candidates_this_run": search.asked, "evaluated_this_run": search.evaluated,
+        "replayed_from_history": search.replayed, "repeated_this_run": search.repeated,
         "best_objectives": F[0].tolist(), "best_config_hash": config_hash(best_config),
         "reproduce": reproduce_command(config, str(out / "best.yaml")),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),

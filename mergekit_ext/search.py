@@ -71,8 +71,16 @@ class MergeSearch:
         self.selection = History(out / "selection.jsonl", resume)  # the select stage's scores
         self._select_fitness = None
         self.progress = progress
-        self.replayed = 0
+        # One count of candidates: every one the algorithm asks for is `asked`, and is either
+        # evaluated now, replayed from an earlier run's history (--resume), or a repeat of one asked
+        # earlier in this run (answered from memory). Past the budget, none is asked at all.
+        self.budget = config.evolve.budget.evaluations
+        self.asked = 0
         self.evaluated = 0
+        self.replayed = 0
+        self.repeated = 0
+        self.over_budget = 0
+        self._asked_keys: set[str] = set()
         self._engine = None
 
     @property
@@ -112,10 +120,22 @@ class MergeSearch:
                 "details": score.details, "merge_seconds": round(merge_seconds, 4),
                 "eval_seconds": round(score.seconds, 4)}
 
-    def evaluate(self, x: np.ndarray) -> list[float]:
+    def exhausted(self) -> bool:
+        """The evaluation budget is spent: the rest of a generation is not evaluated."""
+        return self.budget is not None and self.asked >= self.budget
+
+    def evaluate(self, x: np.ndarray) -> list[float] | None:
+        """The candidate's objectives (higher is better), or None past the evaluation budget."""
+        if self.exhausted():
+            self.over_budget += 1
+            return None
+        self.asked += 1
         candidate = self.space.to_config(x)
         key = config_hash(candidate)
-        if key in self.history.records:
+        if key in self._asked_keys:
+            self.repeated += 1
+            objectives = self.history.records[key]["objectives"]
+        elif key in self.history.records:
             self.replayed += 1
             objectives = self.history.records[key]["objectives"]
         else:
@@ -124,6 +144,7 @@ class MergeSearch:
             objectives = record["objectives"]
             self.history.add({"n": n, **record, "time": time.time()})
             self.evaluated += 1
+        self._asked_keys.add(key)
         if self.progress is not None:
             self.progress(objectives)
         return objectives

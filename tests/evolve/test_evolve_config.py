@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import yaml
 
+from pymoo.core.problem import ElementwiseProblem
+
 from merge3_plugin.errors import UserError
 from mergekit_ext.config import load_config
 from mergekit_ext.genes import GeneSpace
+from mergekit_ext.problem import NOT_EVALUATED
 
 
 def write(tmp_path, tiny_world, evolve: str, method: str = "ties", extra_params: str = "") -> str:
@@ -371,3 +374,39 @@ def test_the_examples_are_valid_configs(tiny_world, tmp_path, name):
     space = space_for(load_config(example_config(name, tiny_world, shipped_tasks_dir(), tmp_path)))
     assert space.dims >= 2 and space.describe()
     assert isinstance(space, SearchSpace)  # the contract a search space plugin satisfies
+
+
+class CutAfterSeven(ElementwiseProblem):
+    """A 3-gene problem whose evaluations past the 7th are cut, as MergeProblem cuts them past the budget."""
+
+    def __init__(self, n_obj: int):
+        self.calls = 0
+        super().__init__(n_var=3, n_obj=n_obj, xl=0.0, xu=1.0)
+
+    def _evaluate(self, x, out, *args, **kwargs):
+        self.calls += 1
+        real = [-float(np.mean(x)) - 0.1 * j for j in range(self.n_obj)]
+        out["F"] = [NOT_EVALUATED] * self.n_obj if self.calls > 7 else real
+
+
+def test_a_generation_cut_by_the_budget_never_yields_an_unevaluated_winner():
+    """Every built-in algorithm, stopped at 7 evaluations with a population of 6: the candidates cut
+    from the second generation are never the result, and no NaN or warning arises (MOEA/D multiplies
+    objectives by zero weights: an infinite stand-in would give NaN)."""
+    import warnings
+
+    from pymoo.optimize import minimize
+    from pymoo.termination import get_termination
+
+    from mergekit_ext.algorithms import PYMOO_ALGORITHMS
+    from merge3_plugin.plugins import lookup
+
+    for name, (_, _, multi) in PYMOO_ALGORITHMS.items():
+        factory = lookup("algorithm", name)
+        n_obj = 2 if multi else 1
+        options = {"pop_size": 6} if "pop_size" in factory.accepts() else {}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            result = minimize(CutAfterSeven(n_obj), factory(n_obj=n_obj, **options), get_termination("n_eval", 7),
+                              seed=0, verbose=False)
+        assert np.all(np.atleast_2d(result.F) <= 0), name

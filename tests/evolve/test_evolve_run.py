@@ -208,6 +208,20 @@ def test_the_evolved_merge_beats_both_experts_and_the_task_arithmetic_grid(setup
 
 
 
+def test_the_evaluation_budget_is_exact(setup, tmp_path):
+    """budget: {evaluations: 7} with a population of 6: the second generation is cut short after one
+    candidate; never more candidates than asked (issue #12: 6 ran 8)."""
+    root, config = setup
+    cut = tmp_path / "evolve.yaml"
+    cut.write_text(config.read_text().replace("budget: {evaluations: 12}", "budget: {evaluations: 7}"))
+    run = evolve(cut, "--out", tmp_path / "out")
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    history = (tmp_path / "out" / "history.jsonl").read_text().splitlines()
+    assert summary["candidates_this_run"] == 7 and len(history) == summary["evaluated_this_run"] <= 7
+    assert "7 candidates" in run.stdout and 0 < summary["best_objectives"][0] <= 1
+
+
 def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
     """`space: depth` through the CLI (examples/depth_stack.yaml, smaller): 5 layer slots (the live model
     is built 5 deep), best.yaml a passthrough stack that mergekit-yaml runs, the saved model 5 layers deep."""
@@ -228,3 +242,9 @@ def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
     # binned genes often land on the same stack: such duplicates are answered from the history
     assert 4 <= len(history) <= 8 and len({r["config_hash"] for r in history}) == len(history)
     assert all(0 <= r["objectives"][0] <= 1 for r in history)
+    # one count (issue #12): 8 candidates asked, each evaluated now or a repeat; none "from history"
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    checkpoint = json.loads((tmp_path / "out" / "checkpoint.json").read_text())
+    assert summary["candidates_this_run"] == checkpoint["candidates"] == 8
+    assert summary["evaluated_this_run"] == len(history) and summary["replayed_from_history"] == 0
+    assert summary["evaluated_this_run"] + summary["repeated_this_run"] == 8

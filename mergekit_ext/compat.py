@@ -57,3 +57,14 @@ def gather_key(task) -> tuple:
 def tensor_versions(values: dict) -> list[int]:
     """torch's in-place version counter of each tensor (bumped by every in-place operation)."""
     return [tensor._version for tensor in values.values()]
+
+
+def copy_tokenizer(merge: dict, out: str) -> None:
+    """The tokenizer files of the merge's donor model, copied into `out` exactly as `mergekit-yaml`
+    copies them (its private `_copy_tokenizer`): byte for byte where the donor has them, so a model
+    saved by one transformers version loads in another."""
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import _copy_tokenizer
+    from mergekit.options import MergeOptions
+
+    _copy_tokenizer(MergeConfiguration.model_validate(copy.deepcopy(merge)), out, options=MergeOptions())

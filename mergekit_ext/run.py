@@ -18,6 +18,7 @@ import yaml
 
 from merge3_plugin.files import write_atomic
 
+from .compat import copy_tokenizer
 from .config import EvolveConfig
 from .inmemory import RANDOM_METHODS
 from .search import MergeSearch, config_hash
@@ -167,7 +168,9 @@ def _save_model(search: MergeSearch, best_config: dict, folder: Path) -> None:
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     engine.model.save_pretrained(tmp)
-    engine.tokenizer.save_pretrained(tmp)  # the tokenizer the run evaluated with
+    # the donor's tokenizer files as mergekit-yaml copies them (re-saving them through the installed
+    # transformers would write a format older versions cannot read)
+    copy_tokenizer(search.config.merge, str(tmp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
 

@@ -76,3 +76,19 @@ def test_tensor_versions_count_in_place_writes():
     values["a"].add_(1.0)
     after = tensor_versions(values)
     assert after[0] > before[0] and after[1] == before[1]
+
+
+def test_tokenizer_files_are_copied_byte_for_byte_from_the_donor(tiny_world, tmp_path):
+    from mergekit_ext.compat import copy_tokenizer
+
+    donor = tiny_world.model_path("base")
+    files = {"tokenizer_config.json": '{"model_max_length": 64}\n', "tokenizer.json": '{"version": "1.0"}\n'}
+    for name, text in files.items():
+        (tmp_path / "donor").mkdir(exist_ok=True)
+        (tmp_path / "donor" / name).write_text(text)
+    # a donor folder with the tiny model's config and the tokenizer files above
+    (tmp_path / "donor" / "config.json").write_bytes((donor / "config.json").read_bytes())
+    (tmp_path / "out").mkdir()
+    copy_tokenizer({"merge_method": "passthrough", "dtype": "float32",
+                    "models": [{"model": str(tmp_path / "donor")}]}, str(tmp_path / "out"))
+    assert {name: (tmp_path / "out" / name).read_text() for name in files} == files

@@ -238,6 +238,9 @@ def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
     assert best["merge_method"] == "passthrough" and len(best["slices"]) == 5
     saved = json.loads((tmp_path / "out" / "best_model" / "config.json").read_text())
     assert saved["num_hidden_layers"] == 5
+    # the tokenizer files copied as mergekit-yaml copies them, byte for byte (issue #12)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (tmp_path / "out" / "best_model" / name).read_bytes() == (micro_zoo.model_path("base") / name).read_bytes()
     history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     # binned genes often land on the same stack: such duplicates are answered from the history
     assert 4 <= len(history) <= 8 and len({r["config_hash"] for r in history}) == len(history)

@@ -22,6 +22,10 @@ from .errors import UserError
 _SAMPLES = re.compile(r"^samples_(?P<task>.+)_(?P<date>\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:\.\d+)?)\.jsonl$")
 
 
+class NoSamples(UserError):
+    """No sample file of the task under the paths given (callers that accept several tasks catch it)."""
+
+
 @dataclass(frozen=True)
 class SampleFile:
     path: Path
@@ -37,9 +41,11 @@ def parse_sample_file(path: Path) -> SampleFile | None:
     return SampleFile(path, path.parent.name, match["task"], match["date"])
 
 
-def find_sample_files(paths: list[Path | str], task: str) -> list[SampleFile]:
+def find_sample_files(paths: list[Path | str], task: str, others_ok: tuple[str, ...] = ()) -> list[SampleFile]:
     """Sample files of `task` under `paths` (files or folders, searched recursively); for a model
-    with several runs of the task, the newest run wins (lm-eval never overwrites, it adds files)."""
+    with several runs of the task, the newest run wins (lm-eval never overwrites, it adds files).
+    A file named on its own must be of `task` (or of a task in `others_ok`, which the caller reads
+    separately): it is refused, never skipped in silence."""
     newest: dict[str, SampleFile] = {}
     for raw in paths:
         path = Path(raw)
@@ -53,12 +59,14 @@ def find_sample_files(paths: list[Path | str], task: str) -> list[SampleFile]:
                     raise UserError(f"{path}: not an lm-eval samples file (expected samples_<task>_<date>.jsonl)")
                 continue
             if sample.task != task:
+                if path.is_file() and sample.task not in others_ok:
+                    raise UserError(f"{path}: samples of task {sample.task!r}, not of {task!r}")
                 continue
             kept = newest.get(sample.model)
             if kept is None or sample.date > kept.date:
                 newest[sample.model] = sample
     if not newest:
-        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} "
+        raise NoSamples(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} "
                         "(run lm_eval with --log_samples --output_path)")
     return [newest[m] for m in sorted(newest)]
 
@@ -112,8 +120,10 @@ def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> t
     return rows, filter_name or next(iter(filters_seen), "none")
 
 
-def load_responses(paths: list[Path | str], task: str, metric: str, filter_name: str | None = None) -> ResponseMatrix:
-    files = find_sample_files(paths, task)
+def load_responses(paths: list[Path | str], task: str, metric: str, filter_name: str | None = None,
+                   others_ok: tuple[str, ...] = ()) -> ResponseMatrix:
+    """The response matrix of `task` from the sample files under `paths` (see find_sample_files)."""
+    files = find_sample_files(paths, task, others_ok)
     per_model: dict[str, dict[int, tuple[str, float]]] = {}
     used_filter = filter_name
     for sample in files:

@@ -142,6 +142,16 @@ def test_lm_eval_cli_runs_merge3_tasks_by_glob(micro_zoo, tasks, tmp_path):
     assert "exact_match_gpirt,none" in results["merge3_toy_math"]
     assert "exact_match_gmpirt,none" in results["merge3_toy_math_merged"]
     assert "exact_match_gpirt" in run.stdout  # lm-eval's printed table
+    # merge3 estimate reads the merge3 task's own logs for its bundle (issue #12: it refused them);
+    # its estimate equals the one lm-eval reported
+    cli = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples", str(tmp_path / "out"), "--json")
+    assert cli.returncode == 0, cli.stderr
+    (record,) = json.loads(cli.stdout)
+    assert record["n_anchors"] == 20
+    assert record["estimates"]["gpirt"] == pytest.approx(results["merge3_toy_math"]["exact_match_gpirt,none"], abs=1e-9)
+    other = next((tmp_path / "out").rglob("samples_merge3_toy_math_merged_*.jsonl"))
+    named = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples", str(other))
+    assert named.returncode == 2 and "samples of task 'merge3_toy_math_merged', not of 'toy_math'" in named.stderr
 
 
 def test_random_anchor_mode_runs_without_a_bundle(micro_zoo, tmp_path):

@@ -69,3 +69,19 @@ def tiny_world(tmp_path_factory) -> TinyWorld:
 @pytest.fixture
 def tmp_out(tmp_path: Path) -> Path:
     return tmp_path / "out"
+
+
+@pytest.fixture(scope="session")
+def tied_world(tmp_path_factory) -> TinyWorld:
+    """Like tiny_world, with tied input and output embeddings (as SmolLM2 and many small LLMs have)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("tied-world")
+    config = LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=4,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=True)
+    for seed, name in enumerate(("base", "expert-math", "expert-lang")):
+        torch.manual_seed(seed)
+        LlamaForCausalLM(config).save_pretrained(root / "models" / name)
+    return TinyWorld(root)

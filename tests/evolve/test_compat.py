@@ -92,3 +92,4 @@ def test_tokenizer_files_are_copied_byte_for_byte_from_the_donor(tiny_world, tmp
     copy_tokenizer({"merge_method": "passthrough", "dtype": "float32",
                     "models": [{"model": str(tmp_path / "donor")}]}, str(tmp_path / "out"))
     assert {name: (tmp_path / "out" / name).read_text() for name in files} == files
+

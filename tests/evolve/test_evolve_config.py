@@ -191,6 +191,35 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_pa
     assert torch.equal(model.state_dict()[name], disk[name])
 
 
+def test_tied_embeddings_merge_in_memory_as_on_disk(tied_world, tmp_path):
+    """Tied input/output embeddings (no lm_head tensor in the files): the in-memory merge equals
+    mergekit-yaml's, and loads into a live tied model whose output layer follows (issue #12)."""
+    import copy
+
+    import torch
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    m = tied_world.root / "models"
+    config = {"merge_method": "task_arithmetic", "base_model": str(m / "base"), "dtype": "float32",
+              "models": [{"model": str(m / "expert-math"), "parameters": {"weight": 0.7}},
+                         {"model": str(m / "expert-lang"), "parameters": {"weight": 0.4}}]}
+    assert "lm_head.weight" not in load_file(m / "base" / "model.safetensors")
+    state = InMemoryMerger(config).merge(config)
+    run_merge(MergeConfiguration.model_validate(copy.deepcopy(config)), str(tmp_path / "disk"),
+              options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True))
+    disk = load_file(tmp_path / "disk" / "model.safetensors")
+    assert sorted(disk) == sorted(state) and all(torch.equal(disk[k], state[k]) for k in disk)
+    live = AutoModelForCausalLM.from_pretrained(m / "base", dtype=torch.float32)
+    InMemoryMerger(config).merge_into(live, config)
+    embed = disk["model.embed_tokens.weight"]
+    assert torch.equal(live.model.embed_tokens.weight, embed) and torch.equal(live.lm_head.weight, embed)
+
+
 def test_a_merge_method_writing_into_its_inputs_is_stopped(tiny_world):
     """Inputs are cached between candidates; if one is changed in place (as a careless custom method
     would), every later candidate would be wrong: the merger stops with a message instead."""

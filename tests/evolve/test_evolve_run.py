@@ -106,6 +106,14 @@ def test_dry_run_lists_genes_and_bad_input_exits_2(setup, tmp_path):
     run = evolve(bad, "--out", tmp_path / "o")
     assert run.returncode == 2 and "evolve.search.wieght" in run.stderr and "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+    # a fitness task that does not exist: found by --dry-run, and by a run before any model loads (#12)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(config.read_text().replace("task: merge3_toy_math_l2", "task: merge3_toy_math_l3"))
+    for args in (["--dry-run"], ["--out", tmp_path / "o2"]):
+        run = evolve(missing, *args)
+        assert run.returncode == 2 and "'evolve.fitness.0.task': unknown task 'merge3_toy_math_l3'" in run.stderr
+        assert "did you mean 'merge3_toy_math_l2'" in run.stderr and "Traceback" not in run.stderr
+    assert not (tmp_path / "o2").exists()
 
 
 def test_several_objectives_give_a_pareto_front(setup, tmp_path):

@@ -27,10 +27,10 @@ def needs_endpoints(specs: list[FitnessSpec]) -> bool:
 
 
 def endpoints_for(config: EvolveConfig, specs: list[FitnessSpec]) -> dict:
-    """The endpoints' state dicts when `specs` need them, else nothing (loading them costs memory)."""
-    from .fitness import endpoint_states
+    """The endpoints' model folders when `specs` need them (their abilities are measured), else none."""
+    from .fitness import endpoint_paths
 
-    return endpoint_states(config) if needs_endpoints(specs) else {}
+    return endpoint_paths(config) if needs_endpoints(specs) else {}
 
 
 def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -> Engine:

@@ -69,7 +69,7 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
 
 
 class Fitness:
-    def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoint_states: dict[str, dict],
+    def __init__(self, config: EvolveConfig, model: torch.nn.Module, tokenizer, endpoints: dict[str, Path],
                  specs: list[FitnessSpec] | None = None, share: "Fitness | None" = None, manager=None):
         """`specs`: the fitness entries to score (default: evolve.fitness); `share`: another Fitness over
         the same model whose lm-eval model and task index this one reuses (the select stage's);
@@ -91,7 +91,7 @@ class Fitness:
             raw = _task_config(spec, self.manager)
             needs_ends = spec.estimator in endpoint_estimators()
             if needs_ends:
-                raw = self._with_endpoint_theta(raw, endpoint_states)
+                raw = self._with_endpoint_theta(raw, endpoints)
             self.tasks[spec.task] = self._build(raw)
 
     def _build(self, raw: dict):
@@ -103,8 +103,9 @@ class Fitness:
             return load_tasks(self.manager, [cls(config=cfg)])
         return load_tasks(self.manager, [raw["task"]])
 
-    def _with_endpoint_theta(self, raw: dict, endpoint_states: dict[str, dict]) -> dict:
-        """Measure each endpoint's ability once, on the task's anchors, with the live model."""
+    def _with_endpoint_theta(self, raw: dict, endpoints: dict[str, Path]) -> dict:
+        """Measure each endpoint's ability once, on the task's anchors, with the live model (each
+        endpoint's weights streamed into it in turn; the search's first merge overwrites them)."""
         from merge3_lm_eval_tasks.task import Merge3Task
         from merge3_plugin.irt import fit_ability
 
@@ -118,8 +119,8 @@ class Fitness:
         task_dict = load_tasks(self.manager, [plain])
         mean, cov = bundle.ability_prior()
         thetas = []
-        for state in endpoint_states.values():
-            self.model.load_state_dict(state, strict=False)
+        for folder in endpoints.values():
+            load_weights(self.model, folder)
             scores = self._anchor_scores(task_dict, plain)
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
@@ -160,20 +161,25 @@ class Fitness:
         return Score(values, details, time.perf_counter() - start)
 
 
-def endpoint_states(config: EvolveConfig) -> dict[str, dict]:
-    """State dicts of the merge's endpoints: its models, and the base of a merge that has one."""
-    from safetensors.torch import load_file
-
+def endpoint_paths(config: EvolveConfig) -> dict[str, Path]:
+    """The merge's endpoints by name (its models, and the base of a merge that has one), each checked
+    to hold .safetensors weights. Nothing is loaded here: measuring an endpoint streams its weights
+    into the live model one file at a time (`load_weights`), so at most one shard is in memory."""
     paths = [str(m["model"]) for m in config.merge.get("models") or []]
     if config.merge.get("base_model") and str(config.merge["base_model"]) not in paths:
         paths.append(str(config.merge["base_model"]))
-    states = {}
+    found = {}
     for path in paths:
-        files = sorted(Path(path).expanduser().glob("*.safetensors"))
-        if not files:
+        folder = Path(path).expanduser()
+        if not any(folder.glob("*.safetensors")):
             raise UserError(f"{path}: no .safetensors weights to measure this endpoint's ability")
-        state = {}
-        for f in files:
-            state.update(load_file(f))
-        states[Path(path).name] = state
-    return states
+        found[folder.name] = folder
+    return found
+
+
+def load_weights(model: torch.nn.Module, folder: Path) -> None:
+    """Copy a model folder's .safetensors weights into `model`, one file at a time."""
+    from safetensors.torch import load_file
+
+    for file in sorted(folder.glob("*.safetensors")):
+        model.load_state_dict(load_file(file), strict=False)

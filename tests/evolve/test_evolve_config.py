@@ -439,3 +439,20 @@ def test_a_generation_cut_by_the_budget_never_yields_an_unevaluated_winner():
             result = minimize(CutAfterSeven(n_obj), factory(n_obj=n_obj, **options), get_termination("n_eval", 7),
                               seed=0, verbose=False)
         assert np.all(np.atleast_2d(result.F) <= 0), name
+
+
+def test_endpoint_weights_stream_into_the_live_model_one_shard_at_a_time(tiny_world, tmp_path):
+    """mp/gmp-IRT measure each endpoint with the live model: its weights are copied in file by file
+    (a sharded folder here), never held as a second whole model (issue #12)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mergekit_ext.fitness import load_weights
+
+    expert = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("expert-math"), dtype=torch.float32)
+    expert.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
+    assert len(list((tmp_path / "sharded").glob("*.safetensors"))) > 2
+    live = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32)
+    load_weights(live, tmp_path / "sharded")
+    want = expert.state_dict()
+    assert all(torch.equal(value, want[name]) for name, value in live.state_dict().items())

@@ -23,8 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(models: str, candidates: int) -> dict:
-    """In this (fresh) process: peak RSS of loading the live model and merging `candidates` times."""
+def measure(models: str, candidates: int, way: str) -> dict:
+    """In this (fresh) process: peak RSS of loading the live model and merging `candidates` times,
+    `way` = "stream" (merge_into: each tensor copied into the model as it is merged, what the search
+    does) or "dict" (the whole merged state dict built, then loaded: how it was before issue #12)."""
     import importlib
 
     import torch
@@ -39,7 +41,6 @@ def measure(models: str, candidates: int) -> dict:
     before = _reset_peak()  # what the imports hold; the peak counts from here
     weights = sum(f.stat().st_size for f in (root / "base").glob("*.safetensors"))
     live = AutoModelForCausalLM.from_pretrained(root / "base", dtype=torch.float32)
-    after_live = _status("VmHWM")
     def candidate(weight: float) -> dict:
         return {"merge_method": "task_arithmetic", "base_model": str(root / "base"), "dtype": "float32",
                 "models": [{"model": str(root / "expert-math"), "parameters": {"weight": weight}},
@@ -50,10 +51,13 @@ def measure(models: str, candidates: int) -> dict:
     for k in range(candidates):
         config = candidate(0.3 + 0.1 * k)
         start = time.perf_counter()
-        merger.merge_into(live, config)
+        if way == "stream":
+            merger.merge_into(live, config)
+        else:
+            live.load_state_dict(merger.merge(config), strict=False)
         times.append(time.perf_counter() - start)
     peak = _status("VmHWM")
-    return {"weights": weights, "live": after_live - before, "peak": peak - before,
+    return {"weights": weights, "peak": peak - before,
             "merge_s": sorted(times)[len(times) // 2]}
 
 
@@ -98,9 +102,10 @@ def main() -> None:
                         help="random-weight Llamas of these shapes too")
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--way", default="stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # the measuring process
-        print(json.dumps(measure(args.child, args.candidates)))
+        print(json.dumps(measure(args.child, args.candidates, args.way)))
         return
 
     from merge3_zoo.build import build_zoo
@@ -111,17 +116,18 @@ def main() -> None:
         width, depth = (int(v) for v in shape.lower().split("x"))
         cases.append((f"random Llama {width}x{depth}", random_world(work / shape, width, depth)))
 
-    print("| models | one model's weights (MB) | after loading the live model (MB) | peak above imports (MB) "
-          "| peak / weights "
+    print("| models | merged tensors go | one model's weights (MB) | peak above imports (MB) | peak / weights "
           "| merge s per candidate |")
     print("| --- | --- | --- | --- | --- | --- |")
+    ways = {"stream": "into the live model, one by one", "dict": "into a full state dict, then loaded"}
     for label, models in cases:
-        run = subprocess.run([sys.executable, __file__, "--child", str(models), "--candidates", str(args.candidates)],
-                             capture_output=True, text=True, check=True)
-        r = json.loads(run.stdout.strip().splitlines()[-1])
-        mb = 1024 * 1024
-        print(f"| {label} | {r['weights'] / mb:.1f} | {r['live'] / mb:.1f} | {r['peak'] / mb:.1f} "
-              f"| {r['peak'] / r['weights']:.1f}x | {r['merge_s']:.3f} |")
+        for way, said in ways.items():  # side by side, each in a fresh process
+            run = subprocess.run([sys.executable, __file__, "--child", str(models), "--candidates",
+                                  str(args.candidates), "--way", way], capture_output=True, text=True, check=True)
+            r = json.loads(run.stdout.strip().splitlines()[-1])
+            mb = 1024 * 1024
+            print(f"| {label} | {said} | {r['weights'] / mb:.1f} | {r['peak'] / mb:.1f} "
+                  f"| {r['peak'] / r['weights']:.1f}x | {r['merge_s']:.3f} |")
     print(f"\nCPU, float32, task_arithmetic of a base and two experts, {args.candidates} candidates, median merge "
           "time; peak = the process's peak resident memory (VmHWM, reset after the imports) minus what the imports hold.")
 

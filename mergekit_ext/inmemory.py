@@ -46,6 +46,11 @@ class InMemoryMerger:
 
     def merge(self, config_dict: dict) -> dict[str, torch.Tensor]:
         """The merged state dict for a plain mergekit config (names as mergekit writes them)."""
+        return dict(self.merged_tensors(config_dict))
+
+    def merged_tensors(self, config_dict: dict):
+        """(name, tensor) for each merged tensor, as mergekit's executor finishes it; the caller
+        decides where each goes (a dict, or straight into a live model: no second full copy)."""
         from mergekit.common import dtype_from_name
         from mergekit.config import MergeConfiguration
 
@@ -60,15 +65,13 @@ class InMemoryMerger:
             import transformers
 
             transformers.trainer_utils.set_seed(self.random_seed)
-        out = {}
         for task, value in executor.run(quiet=True):
             weight = by_task[task]
             if value is None:
                 continue  # an optional tensor that no input has
             dtype = weight.force_dtype or config.out_dtype
-            out[weight.name] = value.to(dtype=dtype_from_name(dtype)) if dtype else value
+            yield weight.name, value.to(dtype=dtype_from_name(dtype)) if dtype else value
         self._check_inputs_untouched()
-        return out
 
     def _check_inputs_untouched(self) -> None:
         """Stop if a merge method wrote into its input tensors: every later candidate would start from
@@ -106,14 +109,25 @@ class InMemoryMerger:
                         cached_values=cached)
 
     def merge_into(self, model: torch.nn.Module, config_dict: dict) -> float:
-        """Merge and load into `model` in place; returns the seconds spent."""
+        """Merge into `model` in place, each tensor copied into its parameter as soon as it is
+        merged (so the merge never holds a whole second model); returns the seconds spent."""
         start = time.perf_counter()
-        state = self.merge(config_dict)
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        targets = model.state_dict(keep_vars=True)
+        written = set()
+        with torch.no_grad():
+            for name, value in self.merged_tensors(config_dict):
+                target = targets.get(name)
+                if target is None:
+                    raise RuntimeError(f"merged tensors do not fit the model: unexpected {name}")
+                if target.shape != value.shape:
+                    raise RuntimeError(f"merged tensors do not fit the model: {name} is {tuple(value.shape)}, "
+                                       f"the model's {tuple(target.shape)}")
+                target.copy_(value)
+                written.add(name)
         # tied embeddings are legitimately absent from the merge's output
-        missing = [k for k in missing if not k.endswith("lm_head.weight")]
-        if missing or unexpected:
-            raise RuntimeError(f"merged tensors do not fit the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        missing = [k for k in targets if k not in written and not k.endswith("lm_head.weight")]
+        if missing:
+            raise RuntimeError(f"merged tensors do not fit the model: missing {missing[:3]}")
         return time.perf_counter() - start
 
 

@@ -155,6 +155,7 @@ class Merge3Task(ConfigurableTask):
         merged = {**base_config(name, metadata), "task": name, "metadata": {**metadata}}
         merged["metadata"].setdefault("version", 1.0 if self._bundle is None else self._bundle.task_version or 1.0)
         self._endpoint_theta = None if self._bundle is None else self._endpoints(name, metadata)
+        self._estimator_names = self._estimators()  # fixed for the task's life; read per document
         self._key_of_hash: dict[str, int] = {}
         super().__init__(data_dir=data_dir, cache_dir=cache_dir, download_mode=download_mode, config=merged)
         if self._bundle is None:  # random anchors, no IRT yet: the base metrics are the plain anchor means
@@ -206,7 +207,7 @@ class Merge3Task(ConfigurableTask):
         """The base task's metrics, and one `<metric>_<estimator>` per estimator that applies."""
         out = dict(super().aggregation())
         if self._bundle is not None:
-            for estimator in self._estimators():
+            for estimator in self._estimator_names:
                 out[f"{self._bundle.metric}_{estimator}"] = functools.partial(
                     _aggregate, self._bundle, estimator, self._endpoint_theta)
         return out
@@ -214,7 +215,7 @@ class Merge3Task(ConfigurableTask):
     def higher_is_better(self) -> dict:
         out = dict(super().higher_is_better())
         if self._bundle is not None:
-            out.update({f"{self._bundle.metric}_{estimator}": True for estimator in self._estimators()})
+            out.update({f"{self._bundle.metric}_{estimator}": True for estimator in self._estimator_names})
         return out
 
     @property
@@ -257,7 +258,7 @@ class Merge3Task(ConfigurableTask):
         metric = self._bundle.metric
         if metric in out:
             key = self._key_of_hash.get(doc_hash(doc))
-            for estimator in self._estimators():
+            for estimator in self._estimator_names:
                 out[f"{metric}_{estimator}"] = (key, float(out[metric]))
         return out
 

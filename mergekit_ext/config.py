@@ -112,6 +112,15 @@ class EvolveSpec(_Strict):
                 raise ValueError(f"{name}: range [{low}, {high}] must be two finite numbers, low < high")
         return search
 
+    def fitness_entries(self):
+        """(field path, spec) of every fitness entry, the select stage's too: what name checks walk."""
+        groups = [("evolve.fitness", self.fitness)]
+        if self.select is not None:
+            groups.append(("evolve.select.fitness", self.select.fitness))
+        for where, specs in groups:
+            for i, spec in enumerate(specs):
+                yield f"{where}.{i}", spec
+
     @model_validator(mode="after")
     def _select_matches_objectives(self):
         if self.select and self.objectives == "multi" and len(self.select.fitness) != len(self.fitness):
@@ -263,14 +272,10 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
     from merge3_plugin.plugins import registry, unknown_name
 
     available = registry("estimator")
-    entries = [("evolve.fitness", evolve.fitness)]
-    if evolve.select is not None:
-        entries.append(("evolve.select.fitness", evolve.select.fitness))
-    for where, specs in entries:
-        for i, spec in enumerate(specs):
-            if spec.estimator is not None and spec.estimator not in available:
-                raise UserError(f"{path}: field '{where}.{i}.estimator': "
-                                f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")
+    for where, spec in evolve.fitness_entries():
+        if spec.estimator is not None and spec.estimator not in available:
+            raise UserError(f"{path}: field '{where}.estimator': "
+                            f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")
 
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:

@@ -43,7 +43,8 @@ class DepthSpace:
             raise UserError(f"{where}.search': the depth space picks layers and searches no parameters; remove it")
         from merge3_plugin.plugins import endpoint_estimators
 
-        merged = [s.estimator for s in evolve.fitness if s.estimator in endpoint_estimators()]
+        needed = endpoint_estimators()
+        merged = [s.estimator for s in evolve.fitness if s.estimator in needed]
         if merged:
             raise UserError(f"{where}.fitness': {merged[0]} estimates a weight merge from its endpoints; a stack of "
                             "layers has none: use gpirt, pirt or anchor")

@@ -17,10 +17,8 @@ import torch
 
 from merge3_plugin.errors import UserError
 
-from merge3_plugin.plugins import endpoint_estimators
-
 from .config import EvolveConfig, FitnessSpec
-
+from .engine import needs_endpoints
 
 
 @dataclass
@@ -54,18 +52,14 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
     """Every fitness task names a task lm-eval knows: found before any model is loaded."""
     from merge3_plugin.plugins import unknown_name
 
-    known = manager.all_tasks
-    entries = [("evolve.fitness", config.evolve.fitness)]
-    if config.evolve.select is not None:
-        entries.append(("evolve.select.fitness", config.evolve.select.fitness))
-    for where, specs in entries:
-        for i, spec in enumerate(specs):
-            if spec.task not in manager.task_index:
-                merge3 = [name for name in known if name.startswith("merge3_")]
-                hint = "" if config.evolve.include_defaults else " (include_defaults: false hides lm-eval's own tasks)"
-                raise UserError(f"{config.path}: field '{where}.{i}.task': "
-                                f"{unknown_name('task', spec.task, merge3 if spec.task.startswith('merge3_') else known)}"
-                                f"{hint}; build a merge3 task with `merge3 tasks build`")
+    for where, spec in config.evolve.fitness_entries():
+        if spec.task not in manager.task_index:
+            known = manager.all_tasks
+            if spec.task.startswith("merge3_"):  # suggest among merge3 tasks, not lm-eval's thousands
+                known = [name for name in known if name.startswith("merge3_")]
+            hint = "" if config.evolve.include_defaults else " (include_defaults: false hides lm-eval's own tasks)"
+            raise UserError(f"{config.path}: field '{where}.task': {unknown_name('task', spec.task, known)}"
+                            f"{hint}; build a merge3 task with `merge3 tasks build`")
 
 
 class Fitness:
@@ -89,8 +83,7 @@ class Fitness:
             if spec.task in self.tasks:
                 continue
             raw = _task_config(spec, self.manager)
-            needs_ends = spec.estimator in endpoint_estimators()
-            if needs_ends:
+            if needs_endpoints([spec]):
                 raw = self._with_endpoint_theta(raw, endpoints)
             self.tasks[spec.task] = self._build(raw)
 
@@ -106,10 +99,9 @@ class Fitness:
     def _with_endpoint_theta(self, raw: dict, endpoints: dict[str, Path]) -> dict:
         """Measure each endpoint's ability once, on the task's anchors, with the live model (each
         endpoint's weights streamed into it in turn; the search's first merge overwrites them)."""
+        from merge3_lm_eval_tasks.compat import load_tasks
         from merge3_lm_eval_tasks.task import Merge3Task
         from merge3_plugin.irt import fit_ability
-
-        from merge3_lm_eval_tasks.compat import load_tasks
 
         if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")

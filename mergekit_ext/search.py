@@ -79,7 +79,6 @@ class MergeSearch:
         self.evaluated = 0
         self.replayed = 0
         self.repeated = 0
-        self.over_budget = 0
         self._asked_keys: set[str] = set()
         self._engine = None
 
@@ -127,7 +126,6 @@ class MergeSearch:
     def evaluate(self, x: np.ndarray) -> list[float] | None:
         """The candidate's objectives (higher is better), or None past the evaluation budget."""
         if self.exhausted():
-            self.over_budget += 1
             return None
         self.asked += 1
         candidate = self.space.to_config(x)

@@ -25,6 +25,7 @@ def task_dirs():
     import glob
 
     here = os.path.dirname(os.path.abspath(__file__))
+    # merge3_plugin.files.cache_root, written out: this runs while lm-eval imports, and imports nothing of ours
     cache = os.environ.get("MERGE3_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "merge3")
     dirs = [os.path.join(here, "tasks")] if glob.glob(os.path.join(cache, "zoo", "default-*", "zoo.json")) else []
     user = os.environ.get("MERGE3_TASKS_PATH") or os.path.join(os.path.expanduser("~"), ".cache", "merge3", "tasks")

@@ -23,7 +23,6 @@ another version or order is refused when the task loads.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from lm_eval.api.task import ConfigurableTask
 
 from merge3_plugin.bundle import Bundle
 from merge3_plugin.errors import UserError
+from merge3_plugin.files import cache_root
 from merge3_plugin.plugins import endpoint_estimators, names
 
 from .compat import doc_hash, load_yaml
@@ -45,24 +45,18 @@ class Merge3ConfigError(ValueError):
 CACHE_VAR = "${MERGE3_CACHE}"
 
 
-def merge3_cache() -> Path:
-    """merge3's cache folder: $MERGE3_CACHE, or ~/.cache/merge3 (where `merge3 zoo build` writes)."""
-    root = os.environ.get("MERGE3_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "merge3"
-
-
 def _resolve(path: str) -> Path:
     """Paths in shipped tasks are relative to the shipped folder, or start with ${MERGE3_CACHE} (the
     shipped toy tasks' base YAMLs, written by `merge3 zoo build`); users' are absolute."""
     if path.startswith(CACHE_VAR):
-        return merge3_cache() / path[len(CACHE_VAR):].lstrip("/")
+        return cache_root() / path[len(CACHE_VAR):].lstrip("/")
     resolved = Path(path).expanduser()
     return resolved if resolved.is_absolute() else SHIPPED_DIR / resolved
 
 
 def _missing_file(task: str, field: str, path: Path) -> Merge3ConfigError:
     hint = ""
-    if merge3_cache() in path.parents:
+    if cache_root() in path.parents:
         hint = " (a file of merge3's cache: the shipped toy tasks need `merge3 zoo build` first)"
     return Merge3ConfigError(f"{task}: metadata.{field}: no such file {path}{hint}")
 

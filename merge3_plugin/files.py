@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
+
+
+def cache_root() -> Path:
+    """merge3's cache folder: $MERGE3_CACHE, or ~/.cache/merge3 (the toy world is built under it)."""
+    root = os.environ.get("MERGE3_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "merge3"
 
 
 def write_atomic(path: Path, text: str) -> None:

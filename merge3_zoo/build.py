@@ -31,8 +31,9 @@ IN_PROGRESS = ".merge3-build-in-progress"
 
 
 def default_cache() -> Path:
-    root = os.environ.get("MERGE3_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "merge3") / "zoo"
+    from merge3_plugin.files import cache_root
+
+    return cache_root() / "zoo"
 
 
 @dataclass

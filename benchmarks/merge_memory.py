@@ -1,13 +1,16 @@
 """How much memory does merging in memory take, against the size of one model? (issue #12)
 
-    python benchmarks/merge_memory.py [--preset micro] [--scale 256x8 512x16] [--candidates 5]
+    python benchmarks/merge_memory.py [--presets micro smol] [--scale 256x8 512x16] [--candidates 5]
+                                      [--device cuda]
 
-For each case (the toy world's base and two experts; random-weight Llamas of the given widths and
-depths), a fresh process loads the live model, builds the in-memory merger, merges `--candidates`
-task-arithmetic candidates into the live model, and reports its peak resident memory above what the
-imports alone took, as a multiple of one model's weights. Issue #12's budget is the live model plus
-the inputs plus one tensor's working set: about 4x one model's weights for a base and two experts
-(cached inputs), plus a small constant. CPU only here; the GPU rows need a GPU machine.
+For each case (a world's base and two experts: the micro toy world, the smol world of a real
+pre-trained model, SmolLM2-135M; random-weight Llamas of the given widths and depths), a fresh process
+loads the live model, builds the in-memory merger, merges `--candidates` task-arithmetic candidates
+into the live model, and reports its peak memory above what the imports alone took, as a multiple of
+one model's weights (in the world's own dtype). Issue #12's budget is the live model plus the inputs
+plus one tensor's working set: about 4x one model's weights for a base and two experts (cached
+inputs), plus a small constant. With --device cuda the live model and the inputs sit on the GPU and
+the GPU's peak (torch.cuda.max_memory_allocated) is reported beside the host's.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(models: str, candidates: int, way: str) -> dict:
+def measure(models: str, candidates: int, way: str, device: str = "cpu") -> dict:
     """In this (fresh) process: peak RSS of loading the live model and merging `candidates` times,
     `way` = "stream" (merge_into: each tensor copied into the model as it is merged, what the search
     does) or "dict" (the whole merged state dict built, then loaded: how it was before issue #12)."""
@@ -38,15 +41,20 @@ def measure(models: str, candidates: int, way: str) -> dict:
         importlib.import_module(module)  # everything the merge imports, before the baseline
     torch.set_num_threads(1)
     root = Path(models)
+    dtype = json.loads((root / "base" / "config.json").read_text()).get("dtype", "float32")
+    if device.startswith("cuda"):
+        torch.zeros(1, device=device)  # the CUDA context, before the baseline
+        torch.cuda.reset_peak_memory_stats(device)
     before = _reset_peak()  # what the imports hold; the peak counts from here
     weights = sum(f.stat().st_size for f in (root / "base").glob("*.safetensors"))
-    live = AutoModelForCausalLM.from_pretrained(root / "base", dtype=torch.float32)
+    live = AutoModelForCausalLM.from_pretrained(root / "base", dtype=getattr(torch, dtype)).to(device)
+
     def candidate(weight: float) -> dict:
-        return {"merge_method": "task_arithmetic", "base_model": str(root / "base"), "dtype": "float32",
+        return {"merge_method": "task_arithmetic", "base_model": str(root / "base"), "dtype": dtype,
                 "models": [{"model": str(root / "expert-math"), "parameters": {"weight": weight}},
                            {"model": str(root / "expert-lang"), "parameters": {"weight": 1 - weight}}]}
 
-    merger = InMemoryMerger(candidate(0.5))  # built once, as a search builds it
+    merger = InMemoryMerger(candidate(0.5), device=device)  # built once, as a search builds it
     times = []
     for k in range(candidates):
         config = candidate(0.3 + 0.1 * k)
@@ -55,10 +63,13 @@ def measure(models: str, candidates: int, way: str) -> dict:
             merger.merge_into(live, config)
         else:
             live.load_state_dict(merger.merge(config), strict=False)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize(device)
         times.append(time.perf_counter() - start)
     peak = _status("VmHWM")
-    return {"weights": weights, "peak": peak - before,
-            "merge_s": sorted(times)[len(times) // 2]}
+    gpu_peak = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else 0
+    return {"weights": weights, "peak": peak - before, "gpu_peak": gpu_peak, "dtype": dtype,
+            "placement": merger.placement.describe(), "merge_s": sorted(times)[len(times) // 2]}
 
 
 def _status(field: str) -> int:
@@ -97,39 +108,48 @@ def random_world(folder: Path, width: int, depth: int) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", default="micro", help="toy world whose base and experts are measured (default micro)")
+    parser.add_argument("--presets", nargs="*", default=["micro", "smol"],
+                        help="worlds whose base and experts are measured (default: micro smol; smol needs merge3[smol])")
     parser.add_argument("--scale", nargs="*", default=["256x8", "512x16"], metavar="WIDTHxDEPTH",
                         help="random-weight Llamas of these shapes too")
     parser.add_argument("--candidates", type=int, default=5)
+    parser.add_argument("--device", default="cpu", help="where the live model and the merge sit: cpu, cuda (default cpu)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--way", default="stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # the measuring process
-        print(json.dumps(measure(args.child, args.candidates, args.way)))
+        print(json.dumps(measure(args.child, args.candidates, args.way, args.device)))
         return
 
     from merge3_zoo.build import build_zoo
 
-    cases = [(f"toy world ({args.preset})", build_zoo(args.preset, progress=False).zoo.root / "models")]
+    cases = [(f"{preset} world", build_zoo(preset).zoo.root / "models") for preset in args.presets]
     work = Path(tempfile.mkdtemp(prefix="merge3-memory-"))
     for shape in args.scale:
         width, depth = (int(v) for v in shape.lower().split("x"))
         cases.append((f"random Llama {width}x{depth}", random_world(work / shape, width, depth)))
 
-    print("| models | merged tensors go | one model's weights (MB) | peak above imports (MB) | peak / weights "
-          "| merge s per candidate |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    gpu = args.device.startswith("cuda")
+    print(f"| models | dtype | merged tensors go | one model's weights (MB) | host peak above imports (MB) "
+          f"| host peak / weights |{' GPU peak (MB) | GPU peak / weights |' if gpu else ''} merge s per candidate |")
+    print("| --- " * (8 if gpu else 6) + "|")
     ways = {"stream": "into the live model, one by one", "dict": "into a full state dict, then loaded"}
+    placements: set[str] = set()
     for label, models in cases:
         for way, said in ways.items():  # side by side, each in a fresh process
             run = subprocess.run([sys.executable, __file__, "--child", str(models), "--candidates",
-                                  str(args.candidates), "--way", way], capture_output=True, text=True, check=True)
+                                  str(args.candidates), "--way", way, "--device", args.device],
+                                 capture_output=True, text=True, check=True)
             r = json.loads(run.stdout.strip().splitlines()[-1])
             mb = 1024 * 1024
-            print(f"| {label} | {said} | {r['weights'] / mb:.1f} | {r['peak'] / mb:.1f} "
-                  f"| {r['peak'] / r['weights']:.1f}x | {r['merge_s']:.3f} |")
-    print(f"\nCPU, float32, task_arithmetic of a base and two experts, {args.candidates} candidates, median merge "
-          "time; peak = the process's peak resident memory (VmHWM, reset after the imports) minus what the imports hold.")
+            on_gpu = f" {r['gpu_peak'] / mb:.1f} | {r['gpu_peak'] / r['weights']:.1f}x |" if gpu else ""
+            print(f"| {label} | {r['dtype']} | {said} | {r['weights'] / mb:.1f} | {r['peak'] / mb:.1f} "
+                  f"| {r['peak'] / r['weights']:.1f}x |{on_gpu} {r['merge_s']:.3f} |")
+            placements.add(f"{label}: {r['placement']}")
+    print(f"\n{args.device}, task_arithmetic of a base and two experts, {args.candidates} candidates, median merge "
+          "time; host peak = the process's peak resident memory (VmHWM, reset after the imports) minus what the "
+          "imports hold." + (" GPU peak = torch.cuda.max_memory_allocated after the CUDA context." if gpu else ""))
+    print("\n".join(sorted(placements)))
 
 
 if __name__ == "__main__":

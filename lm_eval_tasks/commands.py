@@ -79,8 +79,8 @@ def merge3_add_commands(subparsers: Any) -> None:
                      "(e.g. acc_gpirt). Default folder: the user task folder, found by lm-eval without flags."))
     tbuild.add_argument("--bundle", type=Path, required=True, help="a bundle with anchors (merge3 extract)")
     tbuild.add_argument("--base-yaml", type=Path, default=None, help="the base task's lm-eval YAML")
-    tbuild.add_argument("--base-task", default=None, help="or the name of a built-in lm-eval task")
-    tbuild.add_argument("--name", default=None, help="task name (default merge3_<base task>)")
+    tbuild.add_argument("--base-task", default=None, help="or the name of a built-in lm-eval task (checked against lm-eval's index)")
+    tbuild.add_argument("--name", default=None, help="task name (default merge3_<bundle's task>); the name of a task merge3 ships is refused")
     tbuild.add_argument("--endpoint-samples", nargs="*", type=Path, default=None, metavar="PATH",
                         help="lm-eval logs of the endpoints of the merges you will evaluate (adds mp-IRT, gmp-IRT)")
     tbuild.add_argument("--out", type=Path, default=None, help="folder to write into (default: the user task folder)")

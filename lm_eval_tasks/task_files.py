@@ -34,13 +34,42 @@ def check_tasks(paths: list[Path]) -> list[str]:
     if not files:
         raise UserError(f"no task YAML under {', '.join(map(str, paths))}")
     known = set(TaskManager(include_defaults=True).all_tasks)  # lm-eval's index, no dataset loaded
-    names = []
+    shipped = shipped_task_names()
+    names: dict[str, Path] = {}
     for f in files:
         try:
-            names.append(check_task_yaml(f, known)["task"])
+            name = check_task_yaml(f, known)["task"]
         except Merge3ConfigError as err:
             raise UserError(str(err)) from None
-    return names
+        if name in names:
+            raise UserError(f"{f}: field 'task': {name!r} is also the name of {names[name]}; lm-eval would keep "
+                            "only one of them")
+        if name in shipped and shipped[name].resolve() != f.resolve():
+            raise UserError(f"{f}: field 'task': {name!r} is the name of a task merge3 ships ({shipped[name]}); "
+                            "wherever the start-up hook is active one would silently replace the other: rename it")
+        names[name] = f
+    return list(names)
+
+
+def shipped_task_names() -> dict[str, Path]:
+    """Task name -> file, for every task YAML merge3 ships (the toy tasks and the ready configs)."""
+    found = {}
+    for folder in (shipped_tasks_dir(), configs_dir()):
+        for f in sorted(folder.rglob("*.yaml")):
+            try:
+                data = yaml.load(f.read_text(encoding="utf-8"), Loader=_IgnoreTags)
+            except yaml.YAMLError:
+                continue
+            if isinstance(data, dict) and isinstance(data.get("task"), str):
+                found[data["task"]] = f
+    return found
+
+
+class _IgnoreTags(yaml.SafeLoader):
+    """A safe loader that reads lm-eval's `!function` tags as plain strings (we only want names here)."""
+
+
+_IgnoreTags.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
 def user_tasks_dir() -> Path:
@@ -64,7 +93,10 @@ def task_yaml(name: str, bundle_path: Path, base_yaml: Path | None, base_task: s
 
 
 def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, base_task: str | None = None,
-               name: str | None = None, endpoint_samples: list[Path] | None = None, force: bool = False) -> Path:
+               name: str | None = None, endpoint_samples: list[Path] | None = None, force: bool = False,
+               known_tasks: set[str] | None = None) -> Path:
+    """A merge3 task YAML in `out_dir` for the bundle; `known_tasks`: lm-eval's task names, if the caller
+    has them (else lm-eval's own index is built to check `base_task`, about 20 s)."""
     bundle_path = bundle_path.expanduser().resolve()
     bundle = Bundle.load(bundle_path)
     bundle.require_anchors(bundle_path)
@@ -77,6 +109,18 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     name = name or f"merge3_{bundle.task}"
     if not _NAME.match(name) or not name.startswith("merge3_"):
         raise UserError("a task name starting with merge3_ (letters, digits, _ . -)", param="name", value=repr(name))
+    shipped = shipped_task_names()
+    if name in shipped:
+        raise UserError(f"merge3 ships a task of this name ({shipped[name]}); wherever the start-up hook is active "
+                        "one would silently replace the other: choose another --name", param="name", value=repr(name))
+    if base_task is not None:
+        from lm_eval.tasks import TaskManager
+
+        from merge3_plugin.plugins import unknown_name
+
+        known = known_tasks if known_tasks is not None else set(TaskManager(include_defaults=True).all_tasks)
+        if base_task not in known:
+            raise UserError(unknown_name("lm-eval task", base_task, known), param="base_task", value=None)
     out = out_dir.expanduser() / f"{name}.yaml"
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to replace it")

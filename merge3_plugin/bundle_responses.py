@@ -13,11 +13,12 @@ from .irt import fit_ability
 from .responses import NoSamples, ResponseMatrix, load_responses
 
 
-def responses_for_bundle(bundle: Bundle, paths: list[Path]) -> ResponseMatrix:
+def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | None = None) -> ResponseMatrix:
     """Samples of the bundle's task, checked item by item against the bundle's doc hashes. Logs of
-    its merge3 task (`merge3_<task>`: the anchors only, numbered from 0) count too, their items
-    matched to the bundle's by doc_hash; a model with both keeps the full task's answers."""
-    reduced = f"merge3_{bundle.task}"
+    its merge3 task (`merge3_task`, by default `merge3_<task>`: the anchors only, numbered from 0)
+    count too, their items matched to the bundle's by doc_hash; a model with both keeps the full
+    task's answers."""
+    reduced = merge3_task or f"merge3_{bundle.task}"
     found = []
     for task in (bundle.task, reduced):
         try:
@@ -28,7 +29,8 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path]) -> ResponseMatrix:
         found.append(matrix if task == bundle.task else _numbered_as_in(bundle, matrix))
     if not found:
         raise UserError(f"no samples_{bundle.task}_<date>.jsonl nor samples_{reduced}_<date>.jsonl under "
-                        f"{', '.join(map(str, paths))} (run lm_eval with --log_samples --output_path)")
+                        f"{', '.join(map(str, paths))} (run lm_eval with --log_samples --output_path; a merge3 "
+                        "task of another name: --task NAME)")
     matrix = found[0] if len(found) == 1 else _combined(*found)
     known = dict(zip(bundle.doc_ids, bundle.doc_hashes))
     for doc_id, doc_hash in zip(matrix.doc_ids, matrix.doc_hashes):

@@ -78,7 +78,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 
     bundle = Bundle.load(args.bundle)
     bundle.require_anchors(args.bundle)
-    matrix = responses_for_bundle(bundle, args.samples)
+    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
     anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
     keep = ~np.isnan(anchor).all(axis=1)
     for name in np.array(matrix.models)[~keep]:
@@ -117,7 +117,7 @@ def run_report(args: argparse.Namespace) -> int:
 
     bundle = Bundle.load(args.bundle)
     bundle.require_anchors(args.bundle)
-    matrix = responses_for_bundle(bundle, args.samples)
+    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
     report = held_out_report(bundle, matrix, load_lineage(args.lineage) if args.lineage else {})
     if report.left_out:
         print(f"left out {len(report.left_out)} model(s) the bundle was fit or calibrated on (their errors would "
@@ -174,6 +174,8 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
     est.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH", help="the models to estimate")
     est.add_argument("--endpoints", nargs="*", type=Path, default=None, metavar="PATH",
                      help="sample logs of the merged models' endpoints")
+    est.add_argument("--task", default=None, metavar="NAME",
+                     help="the merge3 task whose logs --samples holds, if not merge3_<bundle's task> (its --name)")
     est.add_argument("--json", action="store_true", help="print JSON records instead of a table")
     est.set_defaults(func=run_estimate)
 

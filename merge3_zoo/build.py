@@ -20,6 +20,8 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.files import check_writable, write_atomic
+
 from . import workers
 from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
@@ -48,6 +50,8 @@ class Job:
 def plan(preset: Preset, seed: int, root: Path) -> tuple[list[Job], dict[str, dict]]:
     """All jobs of a build and every model's manifest row (without accuracies)."""
     models_root, tasks_dir, responses = root / "models", root / "tasks", root / "responses"
+    # a world on a pre-trained base uses the base's tokenizer everywhere; its base is converted, not trained
+    tokenizer = str(models_root / "base") if preset.pretrained else None
     jobs: list[Job] = []
     rows: dict[str, dict] = {}
     for run in preset.runs:
@@ -63,8 +67,12 @@ def plan(preset: Preset, seed: int, root: Path) -> tuple[list[Job], dict[str, di
                 "recipe": {**recipe, "steps": int(name.rsplit("-s", 1)[1])} if is_ckpt else recipe,
                 "seed": run.seed + 1000 * seed,
             }
+        if preset.pretrained and run.role == "base":
+            rows[run.name]["recipe"] = {"kind": "pretrained", "source": preset.pretrained}
+            continue  # made before the workers start (see pretrained_base)
         jobs.append(Job("train", run.name, [run.parent] if run.parent else [],
-                        (workers.run_to_dict(run), asdict(preset.shape), seed, str(models_root), preset.batch_size),
+                        (workers.run_to_dict(run), asdict(preset.shape), seed, str(models_root), preset.batch_size,
+                         tokenizer, preset.dtype),
                         produced))
     for merge in preset.merges:
         spec = asdict(merge)
@@ -74,10 +82,10 @@ def plan(preset: Preset, seed: int, root: Path) -> tuple[list[Job], dict[str, di
             "path": f"models/{merge.name}",
             "role": merge.role,
             "parent": "base" if merge.method != "linear" else None,
-            "recipe": {"kind": "merge", "mergekit": workers.mergekit_config(spec, "models")},
+            "recipe": {"kind": "merge", "mergekit": workers.mergekit_config(spec, "models", preset.dtype)},
             "seed": None,
         }
-        jobs.append(Job("merge", merge.name, needs, (spec, str(models_root)), [merge.name]))
+        jobs.append(Job("merge", merge.name, needs, (spec, str(models_root), tokenizer, preset.dtype), [merge.name]))
     for name in preset.heldout:
         if name not in rows:
             raise ValueError(f"recipe {preset.name}: heldout model {name!r} is not in the recipe")
@@ -131,16 +139,6 @@ def cached_zoo_path(preset_name: str, seed: int = 0) -> Path:
     return root
 
 
-def _check_writable(path: Path) -> None:
-    probe = path
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"{probe} is a file, not a folder", param="out", value=path)
-    if not os.access(probe, os.W_OK):
-        raise UserError(f"cannot write there ({probe} is not writable)", param="out", value=path)
-
-
 def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, workers: int | None = None,
               force: bool = False, progress: bool = True) -> BuildResult:
     """Builds (or finds in the cache) the toy world of `preset_name`; see the module docstring."""
@@ -148,6 +146,10 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
     if preset_name not in PRESETS:
         raise UserError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}", param="preset")
     preset = PRESETS[preset_name]
+    if preset.pretrained:
+        from .pretrained import check_can_convert
+
+        check_can_convert(preset.pretrained)
     root = _resolve_out(preset, seed, Path(out) if out is not None else None, force)
     recipe_hash = preset.recipe_hash(seed)
     if (root / MANIFEST).exists():
@@ -156,9 +158,10 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
             raise UserError(f"holds a zoo of another recipe ({zoo.preset}, seed {zoo.seed}, "
                             f"hash {zoo.recipe_hash}); choose another folder", param="out", value=root)
         if not force:
+            (root / IN_PROGRESS).unlink(missing_ok=True)  # left by a build killed after its manifest
             return BuildResult(_add_lineage(zoo), True, time.perf_counter() - start)
         raise UserError("force would replace a finished zoo; delete it yourself if you mean it", param="out", value=root)
-    _check_writable(root)
+    check_writable(root)
     marker = root / IN_PROGRESS
     if marker.exists():  # an interrupted build: resume it if it is ours
         if json.loads(marker.read_text()).get("recipe_hash") != recipe_hash:
@@ -180,11 +183,13 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
 
     wall = time.perf_counter()
     task_rows = write_tasks(root / "tasks", seed, preset.n_test, preset.n_val, preset.n_train, preset.dialect)
-    (root / "tasks.json").write_text(json.dumps(task_rows, indent=1))
+    write_atomic(root / "tasks.json", json.dumps(task_rows, indent=1))
     jobs, rows = plan(preset, seed, root)
-    (root / "models.json").write_text(json.dumps(rows, indent=1))
+    write_atomic(root / "models.json", json.dumps(rows, indent=1))
     (root / "models").mkdir(exist_ok=True)
     (root / "responses").mkdir(exist_ok=True)
+    if preset.pretrained:
+        pretrained_base(preset.pretrained, root / "models" / "base", log=print if progress else _quiet)
     timings: dict[str, float] = defaultdict(float)
     accuracy: dict[str, dict] = {}
     done_models = {name for name in rows if workers.is_done(root / "models" / name)}
@@ -222,7 +227,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                     results, seconds = result
                     name = job.needs[0]
                     accuracy[name] = {t.name: float(results[t.name][metric_key(t.metric)]) for t in TASKS}
-                    (root / "responses" / name / "accuracy.json").write_text(json.dumps(accuracy[name]))
+                    write_atomic(root / "responses" / name / "accuracy.json", json.dumps(accuracy[name]))
                 else:
                     seconds = result
                     done_models.update(job.produces)
@@ -231,8 +236,34 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                 bar.update(1)
     bar.close()
     timings["wall"] = time.perf_counter() - wall
-    (root / "accuracy.json").write_text(json.dumps(accuracy, indent=1, sort_keys=True))
+    write_atomic(root / "accuracy.json", json.dumps(accuracy, indent=1, sort_keys=True))
     return dict(timings)
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def pretrained_base(source: str, target: Path, log=print) -> None:
+    """The world's base model: the pre-trained checkpoint, converted once per machine (cached with the
+    downloads) and linked into the zoo (copied where links cannot be made)."""
+    from .pretrained import converted_model
+
+    if workers.is_done(target):
+        return
+    converted = converted_model(source, log=log)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for file in converted.iterdir():
+        if file.is_file() and not file.name.startswith("."):
+            try:
+                os.link(file, tmp / file.name)
+            except OSError:
+                shutil.copy2(file, tmp / file.name)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    workers.mark_done(target)
 
 
 def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
@@ -264,14 +295,14 @@ def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
         (root / scratch).unlink()
     shutil.rmtree(root / "hf", ignore_errors=True)  # the datasets cache: rebuilt on demand
     manifest["lineage"] = Zoo(root, manifest).lineage()  # what `merge3 fit --lineage zoo.json` reads
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    write_atomic(root / MANIFEST, json.dumps(manifest, indent=1))  # last: its presence means finished
     return Zoo.load(root)
 
 
 def _add_lineage(zoo: Zoo) -> Zoo:
     """Zoos built before the manifest carried its lineage get it on first use (the file stays valid)."""
     if "lineage" not in zoo.data:
-        from merge3_plugin.files import write_atomic
+        from merge3_plugin.files import check_writable, write_atomic
 
         zoo.data["lineage"] = zoo.lineage()
         write_atomic(zoo.root / MANIFEST, json.dumps(zoo.data, indent=1))

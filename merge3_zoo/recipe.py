@@ -38,6 +38,7 @@ class Run:
     parent: str | None = None
     max_levels: dict[str, int] = field(default_factory=dict)
     checkpoints: tuple[int, ...] = ()  # steps after which a population model is saved as <name>-s<step>
+    trainable_layers: int = 0  # fine-tune only the last N decoder layers (0: every weight)
 
 
 @dataclass(frozen=True)
@@ -78,12 +79,36 @@ class Preset:
     # The skill behind each task where it is not the task's own (tasks.TASKS): the compose world
     # writes toy_math, toy_lang and toy_math_l2 with its own skills (see skills.py).
     dialect: dict[str, str] = field(default_factory=dict)
+    # A real pre-trained base (a name in pretrained.SOURCES) instead of one trained from scratch: the
+    # "base" run is then converted, not trained, and every model uses the base's own tokenizer.
+    pretrained: str | None = None
 
     def to_dict(self) -> dict:
+        # fields added later are left out at their defaults: older presets keep their hash (and cache folder)
         data = asdict(self)
-        if not data["dialect"]:  # presets from before dialects keep their hash (and cache folder)
+        if not data["dialect"]:
             del data["dialect"]
+        if data["pretrained"] is None:
+            del data["pretrained"]
+        for run in data["runs"]:
+            if not run["trainable_layers"]:
+                del run["trainable_layers"]
         return data
+
+    @property
+    def dtype(self) -> str:
+        """What every model of the world is saved as (the pre-trained checkpoint's own dtype)."""
+        if self.pretrained is None:
+            return "float32"
+        from .pretrained import SOURCES
+
+        return SOURCES[self.pretrained].dtype
+
+    @property
+    def experts(self) -> dict[str, str]:
+        """expert model -> the task of its skill, for the experts this preset trains."""
+        names = {run.name for run in self.runs if run.role == "expert"}
+        return {f"expert-{skill}": task for skill, task in EXPERT_SKILLS.items() if f"expert-{skill}" in names}
 
     def recipe_hash(self, seed: int) -> str:
         text = json.dumps({"preset": self.to_dict(), "seed": seed, "format": ZOO_FORMAT}, sort_keys=True)
@@ -293,4 +318,33 @@ PRESETS["compose"] = make_preset(
     alt_mixes=({**COMPOSE_MIX, "math": 0.25, "text": 0.25}, {**COMPOSE_MIX, "lang": 0.2, "rev": 0.15, "text": 0.25}),
     variant_mixes=({"math": 0.5, "lang": 0.5}, {"lang": 0.5, "rev": 0.5},
                    {"math": 0.3, "lang": 0.3, "rev": 0.2, "max_l2": 0.1, "min_l2": 0.1}, {"math": 0.5, **_L2_OPS}),
+)
+
+# A world on a real pre-trained model (issue #12): SmolLM2-135M-Instruct (Llama, 30 layers, grouped-
+# query attention, tied embeddings, BPE). Its experts are short fine-tunes of the last 8 layers on one
+# skill each (about 1.7 s a step on one CPU thread): enough to learn the skills' formats, not to master
+# them. It exists to run merge3 on a real architecture (tests, memory and time benchmarks), not to
+# show room to win; its thresholds are the micro world's.
+_SMOL_MERGES = tuple(Merge(f"ta-math{a:g}-lang{b:g}", "task_arithmetic", {"expert-math": a, "expert-lang": b})
+                     for a in (0.5, 1.0) for b in (0.5, 1.0))
+PRESETS["smol"] = Preset(
+    name="smol",
+    shape=ModelShape(hidden=576, layers=30, heads=9, intermediate=1536, max_positions=8192),  # the checkpoint's
+    n_test=60,  # evaluation is most of the build (about 3 s an item on one thread, 4 tasks, 10 models)
+    n_val=50,
+    n_train=100,
+    runs=(
+        Run("base", "base", {}, 0, 0.0, 1),
+        Run("expert-math", "expert", {"math": 1.0}, 100, 1e-3, 10, "base", {}, (50,), trainable_layers=8),
+        Run("expert-lang", "expert", {"lang": 1.0}, 100, 1e-3, 11, "base", {}, (50,), trainable_layers=8),
+    ),
+    merges=_SMOL_MERGES + (
+        Merge("ties-math-lang", "ties", {"expert-math": 1.0, "expert-lang": 1.0}, density=0.5),),
+    heldout=("ta-math0.5-lang1",),
+    expert_pairs=(("expert-math", "expert-lang"),),
+    scale_grid=(0.5, 1.0),
+    target=("toy_math_l2", "expert-math", "expert-lang"),
+    thresholds=Thresholds(expert_gain=0.2, kept_gain=0.3, crosslingual_margin=-0.03),
+    batch_size=16,
+    pretrained="smollm2-135m-instruct",
 )

@@ -16,7 +16,24 @@ from pathlib import Path
 DONE = ".done"  # written last into every finished model/response folder: resumable builds
 
 
+def _die_with_parent() -> None:
+    """Linux: this worker is killed when the build process dies, even by SIGKILL (which runs no clean-up
+    of the process pool): no orphan keeps training, and the build resumes cleanly when run again."""
+    import ctypes
+    import signal
+
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return  # not Linux/glibc: orphans finish their job and exit
+    parent = os.getppid()
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def init_worker(hf_home: str, log_path: str) -> None:
+    _die_with_parent()
     # The build draws one progress bar of its own; what libraries print goes to the build log.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     os.dup2(fd, 1)
@@ -42,27 +59,36 @@ def mark_done(path: Path) -> None:
     (path / DONE).write_text("")
 
 
-def _save(model, codec, path: Path) -> None:
+def _save(model, codec, path: Path, dtype: str = "float32") -> None:
+    import copy
+
+    import torch
+
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    if dtype == "float32":
+        model.save_pretrained(tmp)
+    else:  # trained in float32, saved as the world's checkpoints are (a copy: training may go on)
+        copy.deepcopy(model).to(getattr(torch, dtype)).save_pretrained(tmp)
     codec.save(tmp)
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
     mark_done(path)
 
 
-def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_size: int) -> float:
-    """Trains one run (from scratch or from its parent) and saves it plus its checkpoints."""
+def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_size: int,
+              tokenizer_folder: str | None = None, dtype: str = "float32") -> float:
+    """Trains one run (from scratch or from its parent) and saves it plus its checkpoints.
+    `tokenizer_folder`: a pre-trained base's, for a world built on one (else the character codec)."""
     from transformers import LlamaForCausalLM
 
-    from .tokenizer import CharCodec
+    from .tokenizer import codec_for
     from .recipe import ModelShape
     from .training import new_model, train
 
     start = time.perf_counter()
     root = Path(models_root)
-    codec = CharCodec()
+    codec = codec_for(tokenizer_folder)
     seed = run["seed"] + 1000 * seed_offset
     if run["parent"] is None:
         model = new_model(ModelShape(**shape), codec, seed)
@@ -72,16 +98,16 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
 
     def on_step(step: int, loss: float) -> None:
         if step + 1 in checkpoints:
-            _save(model, codec, root / f"{run['name']}-s{step + 1}")
+            _save(model, codec, root / f"{run['name']}-s{step + 1}", dtype)
             model.train()
 
     train(model, codec, run["mixture"], run["steps"], run["lr"], seed, batch_size=batch_size,
-          max_levels=run["max_levels"], on_step=on_step)
-    _save(model, codec, root / run["name"])
+          max_levels=run["max_levels"], on_step=on_step, trainable_layers=run.get("trainable_layers", 0))
+    _save(model, codec, root / run["name"], dtype)
     return time.perf_counter() - start
 
 
-def mergekit_config(merge: dict, models_root: str) -> dict:
+def mergekit_config(merge: dict, models_root: str, dtype: str = "float32") -> dict:
     """The plain mergekit YAML (as a dict) for one recipe merge: users can re-run it as is."""
     root = Path(models_root)
     models = []
@@ -90,27 +116,27 @@ def mergekit_config(merge: dict, models_root: str) -> dict:
         if merge.get("density") is not None:
             params["density"] = merge["density"]
         models.append({"model": str(root / name), "parameters": params})
-    config = {"merge_method": merge["method"], "models": models, "dtype": "float32"}
+    config = {"merge_method": merge["method"], "models": models, "dtype": dtype}
     if merge["method"] != "linear":
         config["base_model"] = str(root / "base")
     return config
 
 
-def merge_job(merge: dict, models_root: str) -> float:
+def merge_job(merge: dict, models_root: str, tokenizer_folder: str | None = None, dtype: str = "float32") -> float:
     import yaml
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
 
-    from .tokenizer import CharCodec
+    from .tokenizer import codec_for
 
     start = time.perf_counter()
     out = Path(models_root) / merge["name"]
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    config = mergekit_config(merge, models_root)
+    config = mergekit_config(merge, models_root, dtype)
     run_merge(MergeConfiguration.model_validate(config), str(tmp),
               options=MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True))
-    CharCodec().save(tmp)
+    codec_for(tokenizer_folder).save(tmp)
     (tmp / "mergekit_config.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from merge3_plugin.errors import UserError
 
+from .failures import GenerationFailed
+
 
 EPILOG = """\
 the evolve: section (add it to the mergekit config you have; docs/evolve.md explains each part):
@@ -29,7 +31,11 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
 
 outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png,
   checkpoint.json (every generation), pareto/ + pareto.png (several objectives), selection.jsonl
-  (select stage), best_model/ (--save-model)."""
+  (select stage), best_model/ (--save-model), failures.log (tracebacks of failed candidates).
+
+a candidate whose merge raises, whose weights or logits are NaN/Inf, or whose evaluation runs out of
+  memory is recorded as failed (with its reason) and the run goes on; when most of a generation
+  fails, the run stops with a report (exit 3); --resume evaluates failed candidates again."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError("--out DIR is required (where the run writes its history, best.yaml, ...)")
             if args.out.exists() and not args.out.is_dir():
                 raise UserError(f"--out {args.out}: is a file")
+            from .search import claim_out
+
+            claim_out(args.out, config, args.resume)  # writable, and not another config's run
         from .fitness import check_fitness_tasks, task_manager
 
         manager = task_manager(config)  # the run's own index, built once: task names checked before models load
@@ -84,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as err:
         print(f"mergekit-evolve-lite: error: {err.as_flag()}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a folder that became read-only: the file, not a traceback
+        where = err.filename or args.out
+        print(f"mergekit-evolve-lite: error: {where}: {err.strerror or err}; what was written before is intact "
+              f"(continue with --resume --out {args.out})", file=sys.stderr)
+        return 2
+    except GenerationFailed as err:
+        print(f"mergekit-evolve-lite: stopped: {err}", file=sys.stderr)
+        return 3
     except KeyboardInterrupt:
         print(f"mergekit-evolve-lite: interrupted; continue with --resume --out {args.out}", file=sys.stderr)
         return 130

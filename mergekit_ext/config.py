@@ -168,6 +168,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     except ValidationError as err:
         raise UserError(_format(path, "evolve", err)) from None
     _check_mergekit(path, merge)
+    _check_compatible_models(path, merge, evolve)
     _check_search(path, merge, evolve)
     _check_algorithm(path, evolve)
     _check_space(path, evolve)
@@ -210,6 +211,34 @@ def _check_mergekit(path: Path, merge: dict) -> None:
     for where, model in _model_paths(merge):
         if not (Path(model).expanduser() / "config.json").is_file():
             raise UserError(f"{path}: field '{where}': {model} is not a local model folder (no config.json)")
+
+
+# config.json fields that must agree for tensors to merge one to one (a depth search stacks whole
+# layers, so there the depth may differ)
+SHAPE_FIELDS = ("model_type", "hidden_size", "intermediate_size", "num_attention_heads", "num_key_value_heads",
+                "vocab_size")
+
+
+def _check_compatible_models(path: Path, merge: dict, evolve: "EvolveSpec") -> None:
+    """The models are one architecture of one shape (found from their config.json, before any loads):
+    otherwise mergekit fails on the first candidate, deep in a traceback, or merges nonsense."""
+    import json
+
+    fields = SHAPE_FIELDS + (() if evolve.space == "depth" or merge.get("merge_method") == "passthrough"
+                             else ("num_hidden_layers",))
+    first = None
+    for where, model in _model_paths(merge):
+        config = json.loads((Path(model).expanduser() / "config.json").read_text())
+        config.setdefault("num_key_value_heads", config.get("num_attention_heads"))  # absent: one per head
+        shape = {"architectures": config.get("architectures"), **{f: config.get(f) for f in fields}}
+        if first is None:
+            first = (where, shape)
+            continue
+        for field, value in shape.items():
+            if value != first[1][field]:
+                raise UserError(f"{path}: field '{where}': {model} has {field} {value!r}, but {first[0]} has "
+                                f"{first[1][field]!r}: models of different architectures, shapes or vocabularies "
+                                "cannot be merged tensor by tensor")
 
 
 def _parameter_blocks(merge: dict):

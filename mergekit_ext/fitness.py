@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 
 from .config import EvolveConfig, FitnessSpec
@@ -60,6 +61,10 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
             hint = "" if config.evolve.include_defaults else " (include_defaults: false hides lm-eval's own tasks)"
             raise UserError(f"{config.path}: field '{where}.task': {unknown_name('task', spec.task, known)}"
                             f"{hint}; build a merge3 task with `merge3 tasks build`")
+        if needs_endpoints([spec]) and "merge3_lm_eval_tasks" not in str(_task_config(spec, manager).get("class", "")):
+            raise UserError(f"{config.path}: field '{where}.estimator': {spec.estimator} estimates from the merge's "
+                            f"endpoints, measured on a merge3 task's anchors, but {spec.task!r} is a plain lm-eval "
+                            "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
 
 
 class Fitness:
@@ -135,6 +140,7 @@ class Fitness:
 
         start = time.perf_counter()
         details = {}
+        crash_point("eval")
         for name, task_dict in self.tasks.items():
             out = evaluate(self.lm, task_dict, log_samples=False, verbosity="ERROR")
             details[name] = {k: v for k, v in out["results"][name].items()
@@ -156,7 +162,7 @@ class Fitness:
 def endpoint_paths(config: EvolveConfig) -> dict[str, Path]:
     """The merge's endpoints by name (its models, and the base of a merge that has one), each checked
     to hold .safetensors weights. Nothing is loaded here: measuring an endpoint streams its weights
-    into the live model one file at a time (`load_weights`), so at most one shard is in memory."""
+    into the live model one tensor at a time (`load_weights`), so at most one tensor is in memory."""
     paths = [str(m["model"]) for m in config.merge.get("models") or []]
     if config.merge.get("base_model") and str(config.merge["base_model"]) not in paths:
         paths.append(str(config.merge["base_model"]))
@@ -170,8 +176,20 @@ def endpoint_paths(config: EvolveConfig) -> dict[str, Path]:
 
 
 def load_weights(model: torch.nn.Module, folder: Path) -> None:
-    """Copy a model folder's .safetensors weights into `model`, one file at a time."""
-    from safetensors.torch import load_file
+    """Copy a model folder's .safetensors weights into `model`, one tensor at a time (never a whole
+    shard in memory: an endpoint of a 7B merge is streamed from disk into the live model, wherever it is)."""
+    from safetensors import safe_open
 
-    for file in sorted(folder.glob("*.safetensors")):
-        model.load_state_dict(load_file(file), strict=False)
+    targets = model.state_dict(keep_vars=True)
+    with torch.no_grad():
+        for file in sorted(folder.glob("*.safetensors")):
+            with safe_open(str(file), framework="pt") as shard:
+                for name in shard.keys():
+                    target = targets.get(name)
+                    if target is None:
+                        continue  # e.g. an output matrix the (tied) live model does not keep apart
+                    value = shard.get_tensor(name)
+                    if value.shape != target.shape:
+                        raise UserError(f"{file}: tensor {name} is {tuple(value.shape)}, the live model's "
+                                        f"{tuple(target.shape)}: the endpoint is another architecture")
+                    target.copy_(value)

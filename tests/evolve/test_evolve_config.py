@@ -441,9 +441,10 @@ def test_a_generation_cut_by_the_budget_never_yields_an_unevaluated_winner():
         assert np.all(np.atleast_2d(result.F) <= 0), name
 
 
-def test_endpoint_weights_stream_into_the_live_model_one_shard_at_a_time(tiny_world, tmp_path):
-    """mp/gmp-IRT measure each endpoint with the live model: its weights are copied in file by file
-    (a sharded folder here), never held as a second whole model (issue #12)."""
+def test_endpoint_weights_stream_into_the_live_model_one_tensor_at_a_time(tiny_world, tmp_path):
+    """mp/gmp-IRT measure each endpoint with the live model: its weights are copied in tensor by tensor
+    (from a sharded folder here), never held as a second whole model or shard (issue #12); an endpoint
+    of another shape is refused by name."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -453,6 +454,17 @@ def test_endpoint_weights_stream_into_the_live_model_one_shard_at_a_time(tiny_wo
     expert.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")
     assert len(list((tmp_path / "sharded").glob("*.safetensors"))) > 2
     live = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32)
+    pointers = {k: v.data_ptr() for k, v in live.state_dict().items()}
     load_weights(live, tmp_path / "sharded")
     want = expert.state_dict()
     assert all(torch.equal(value, want[name]) for name, value in live.state_dict().items())
+    assert {k: v.data_ptr() for k, v in live.state_dict().items()} == pointers  # in place
+
+    from merge3_plugin.errors import UserError
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    wider = LlamaConfig(vocab_size=64, hidden_size=48, intermediate_size=64, num_hidden_layers=4,
+                        num_attention_heads=4, num_key_value_heads=2)
+    LlamaForCausalLM(wider).save_pretrained(tmp_path / "wider")
+    with pytest.raises(UserError, match="another architecture"):
+        load_weights(live, tmp_path / "wider")

@@ -27,8 +27,9 @@ def tasks(micro_zoo, tmp_path_factory):
     bundle = extract(fit_bundle(matrix, dims=2, holdout=["base-s350", MERGED]), 20, "anchor-irt", seed=0)
     bundle.save(root / "toy_math20.json")
     base_yaml = micro_zoo.tasks_dir / "toy_math.yaml"
+    # (the default name, merge3_toy_math, is a shipped task's: refused as a shadow, so it is named)
     built = merge3("tasks", "build", "--bundle", str(root / "toy_math20.json"), "--base-yaml", str(base_yaml),
-                   "--out", str(root / "tasks"))
+                   "--name", "merge3_my_math", "--out", str(root / "tasks"))
     assert built.returncode == 0, built.stderr
     merged = merge3("tasks", "build", "--bundle", str(root / "toy_math20.json"), "--base-yaml", str(base_yaml),
                     "--name", "merge3_toy_math_merged", "--out", str(root / "tasks"), "--endpoint-samples",
@@ -67,7 +68,7 @@ def test_estimates_appear_in_lm_evals_results_and_equal_merge3_estimate(micro_zo
 
 def test_limit_only_drops_anchors_and_order_does_not_matter(micro_zoo, tasks):
     root, bundle = tasks
-    results = evaluate(micro_zoo, root, "merge3_toy_math", "base-s350", limit=7)
+    results = evaluate(micro_zoo, root, "merge3_my_math", "base-s350", limit=7)
     assert results["sample_len"] == 7
     logged = load_responses([micro_zoo.responses_dir / "base-s350"], "toy_math", "exact_match")
     row = logged.scores[:, bundle.anchor_columns()].copy()
@@ -120,9 +121,11 @@ def test_a_broken_or_foreign_bundle_fails_at_task_load(micro_zoo, tasks, tmp_pat
 
 def test_tasks_build_refuses_bad_names_and_overwrites(tasks, micro_zoo):
     root, _ = tasks
-    args = ["tasks", "build", "--bundle", str(root / "toy_math20.json"), "--out", str(root / "tasks")]
+    args = ["tasks", "build", "--bundle", str(root / "toy_math20.json"), "--out", str(root / "tasks"),
+            "--name", "merge3_my_math"]
     base = ["--base-yaml", str(micro_zoo.tasks_dir / "toy_math.yaml")]
     for extra, message in ((base, "exists; pass --force"), (base + ["--name", "arc_easy"], "starting with merge3_"),
+                           (base + ["--name", "merge3_toy_math"], "merge3 ships a task of this name"),
                            ([], "--base-yaml PATH"), (base + ["--base-task", "x"], "--base-yaml PATH")):
         run = merge3(*args, *extra)
         assert run.returncode == 2 and message in run.stderr and "Traceback" not in run.stderr
@@ -138,17 +141,18 @@ def test_lm_eval_cli_runs_merge3_tasks_by_glob(micro_zoo, tasks, tmp_path):
                           str(tmp_path / "out"), "--log_samples"], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     results = json.loads(next((tmp_path / "out").rglob("results_*.json")).read_text())["results"]
-    assert {"merge3_toy_math", "merge3_toy_math_merged"} <= set(results)
-    assert "exact_match_gpirt,none" in results["merge3_toy_math"]
+    assert {"merge3_my_math", "merge3_toy_math_merged"} <= set(results)
+    assert "exact_match_gpirt,none" in results["merge3_my_math"]
     assert "exact_match_gmpirt,none" in results["merge3_toy_math_merged"]
     assert "exact_match_gpirt" in run.stdout  # lm-eval's printed table
     # merge3 estimate reads the merge3 task's own logs for its bundle (issue #12: it refused them);
     # its estimate equals the one lm-eval reported
-    cli = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples", str(tmp_path / "out"), "--json")
+    cli = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples", str(tmp_path / "out"), "--json",
+                 "--task", "merge3_my_math")
     assert cli.returncode == 0, cli.stderr
     (record,) = json.loads(cli.stdout)
     assert record["n_anchors"] == 20
-    assert record["estimates"]["gpirt"] == pytest.approx(results["merge3_toy_math"]["exact_match_gpirt,none"], abs=1e-9)
+    assert record["estimates"]["gpirt"] == pytest.approx(results["merge3_my_math"]["exact_match_gpirt,none"], abs=1e-9)
     other = next((tmp_path / "out").rglob("samples_merge3_toy_math_merged_*.jsonl"))
     named = merge3("estimate", "--bundle", str(root / "toy_math20.json"), "--samples", str(other))
     assert named.returncode == 2 and "samples of task 'merge3_toy_math_merged', not of 'toy_math'" in named.stderr

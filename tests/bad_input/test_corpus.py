@@ -1,0 +1,316 @@
+"""The bad-input corpus (issue #13): every way a user's input can be wrong that we know of, each answered
+with exit code 2, one message naming the file and the field (or flag), no traceback, nothing written
+or overwritten; for mergekit-evolve-lite, found by --dry-run wherever no model is needed, and always
+before any model is loaded (the runs here would fail loudly if one were: these models are never merged).
+
+Each case is one row: an id, how to make the bad input from a good one, and what the message must say.
+Commands run in this process (their `main`), which is what their console scripts call."""
+
+from __future__ import annotations
+
+import copy
+import errno
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mergekit_ext import cli as evolve_cli
+from mergekit_ext.engine import Engine  # noqa: F401  (imported so that a patch below can refuse to build one)
+from merge3_plugin import cli as merge3_cli
+
+
+@pytest.fixture(scope="module")
+def world(micro_zoo, tmp_path_factory, tiny_world):
+    """A good evolve config over the tiny random Llamas, scored on the micro world's merge3 tasks (never
+    evaluated here), and variants of one model for the architecture cases."""
+    from merge3_zoo.toy_tasks import regenerate
+
+    root = tmp_path_factory.mktemp("bad-input")
+    regenerate(root / "tasks", size=20, preset="micro")
+    models = tiny_world.root / "models"
+    for name, edit in {"other-arch": {"model_type": "mistral", "architectures": ["MistralForCausalLM"]},
+                       "other-shape": {"hidden_size": 48}, "other-vocab": {"vocab_size": 96}}.items():
+        shutil.copytree(models / "expert-lang", root / name)
+        config = json.loads((root / name / "config.json").read_text())
+        config.update(edit)
+        (root / name / "config.json").write_text(json.dumps(config))
+    good = {
+        "merge_method": "ties", "base_model": str(models / "base"), "dtype": "float32",
+        "models": [{"model": str(models / "expert-math"), "parameters": {"weight": 0.5, "density": 0.5}},
+                   {"model": str(models / "expert-lang"), "parameters": {"weight": 0.5, "density": 0.5}}],
+        "evolve": {"search": {"weight": [0.0, 1.5]},
+                   "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
+                   "budget": {"evaluations": 4},
+                   "include_path": [str(root / "tasks"), str(micro_zoo.tasks_dir)], "include_defaults": False}}
+    return root, good, micro_zoo
+
+
+def _edit(path: str, value):
+    """An edit that sets (or, with value DELETE, removes) a dotted path in the config."""
+    def apply(config: dict) -> None:
+        *parents, last = path.split(".")
+        node = config
+        for key in parents:
+            node = node[int(key)] if isinstance(node, list) else node[key]
+        if value is DELETE:
+            del node[last]
+        elif isinstance(node, list):
+            node[int(last)] = value
+        else:
+            node[last] = value
+    return apply
+
+
+DELETE = object()
+
+# id -> (edit of the good config, or raw text for the file; words the message must contain)
+EVOLVE_CASES = {
+    "malformed YAML": ("merge_method: [ties\nevolve: {", ["not valid YAML"]),
+    "not a mapping": ("- just\n- a list\n", ["expected a mergekit config"]),
+    "no evolve section": (_edit("evolve", DELETE), ["field 'evolve' is missing"]),
+    "unknown evolve key": (_edit("evolve.serch", {"weight": [0, 1]}), ["field 'evolve.serch'", "not a known field"]),
+    "unknown merge method": (_edit("merge_method", "tiez"), ["field 'merge_method'", "unknown method 'tiez'"]),
+    "a parameter the method does not take": (_edit("models.0.parameters.densty", 0.5),
+                                             ["field 'models[0].parameters.densty'", "takes no parameter"]),
+    "a searched parameter the method lacks": (_edit("evolve.search.t", [0.0, 1.0]),
+                                              ["field 'evolve.search.t'", "no number parameter"]),
+    "a range outside what the parameter allows": (_edit("evolve.search.density", [0.0, 1.5]),
+                                                  ["field 'evolve.search.density'", "[0.0, 1.5]"]),
+    "a reversed range": (_edit("evolve.search.weight", [1.0, 0.0]), ["evolve.search"]),
+    "a missing model folder": (_edit("models.1.model", "/nowhere/expert"),
+                               ["field 'models[1].model'", "/nowhere/expert", "not a local model folder"]),
+    "models of another architecture": (lambda c: c["models"][1].update(model="ROOT/other-arch"),
+                                       ["field 'models[1].model'", "MistralForCausalLM"]),
+    "models of another shape": (lambda c: c["models"][1].update(model="ROOT/other-shape"),
+                                ["field 'models[1].model'", "hidden_size 48"]),
+    "models of another vocabulary": (lambda c: c["models"][1].update(model="ROOT/other-vocab"),
+                                     ["field 'models[1].model'", "vocab_size 96"]),
+    "an unknown fitness task": (_edit("evolve.fitness.0.task", "merge3_toy_math_l3"),
+                                ["field 'evolve.fitness.0.task'", "did you mean 'merge3_toy_math_l2'"]),
+    "an empty fitness task name": (_edit("evolve.fitness.0.task", ""), ["field 'evolve.fitness.0.task'"]),
+    "no fitness at all": (_edit("evolve.fitness", []), ["field 'evolve.fitness'"]),
+    "an unknown estimator": (_edit("evolve.fitness.0.estimator", "gpirtt"),
+                             ["field 'evolve.fitness.0.estimator'", "did you mean 'gpirt'"]),
+    "an endpoint estimator on a task without a bundle": (
+        lambda c: c["evolve"]["fitness"][0].update(task="toy_math_l2", estimator="gmpirt"),
+        ["field 'evolve.fitness.0.estimator'", "plain lm-eval task"]),
+    "an unknown algorithm": (_edit("evolve.algorithm", {"name": "gaa"}),
+                             ["field 'evolve.algorithm.name'", "did you mean 'ga'"]),
+    "an unknown algorithm option": (_edit("evolve.algorithm", {"name": "ga", "pop_sise": 8}),
+                                    ["field 'evolve.algorithm.pop_sise'"]),
+    "one objective's algorithm for several": (
+        lambda c: c["evolve"].update(objectives="multi", fitness=c["evolve"]["fitness"] * 2),
+        ["field 'evolve.algorithm.name'", "optimises one objective"]),
+    "no budget": (_edit("evolve.budget", DELETE), ["field 'evolve.budget'"]),
+    "an empty budget": (_edit("evolve.budget", {}), ["evolve.budget", "at least one of"]),
+    "an unknown search space": (_edit("evolve.space", "lfss"), ["field 'evolve.space'"]),
+    "a device torch does not have": (_edit("evolve.eval", {"device": "gpu0"}), ["field 'evolve.eval.device'"]),
+}
+
+
+def _write_case(world, case: str, folder: Path) -> Path:
+    root, good, _ = world
+    edit, _ = EVOLVE_CASES[case]
+    path = folder / "evolve.yaml"
+    if isinstance(edit, str):
+        path.write_text(edit)
+    else:
+        config = copy.deepcopy(good)
+        edit(config)
+        path.write_text(yaml.safe_dump(config, sort_keys=False).replace("ROOT/", f"{root}/"))
+    return path
+
+
+@pytest.fixture
+def no_model_loads(monkeypatch):
+    """Any attempt to build the engine (load models) fails the test: every case must be found before."""
+    import mergekit_ext.search as search
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was about to be loaded")
+
+    monkeypatch.setattr("mergekit_ext.engine.build_engine", refuse)
+    return search
+
+
+def _said(capsys) -> str:
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err + captured.out
+    return captured.err
+
+
+@pytest.mark.parametrize("case", list(EVOLVE_CASES))
+def test_evolve_bad_config(world, case, tmp_path, capsys, no_model_loads):
+    path = _write_case(world, case, tmp_path)
+    for args in (["--dry-run"], ["--out", str(tmp_path / "out")]):
+        assert evolve_cli.main([str(path), *args, "--quiet"]) == 2, (case, args)
+        said = _said(capsys)
+        assert str(path) in said and said.count("\n") >= 1, said
+        for words in EVOLVE_CASES[case][1]:
+            assert words in said, (case, said)
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_good_config_passes_the_dry_run(world, tmp_path, capsys, no_model_loads):
+    """The baseline of the corpus: without its edit, every case's config is valid."""
+    _, good, _ = world
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(good))
+    assert evolve_cli.main([str(path), "--dry-run"]) == 0
+    assert "genes" in capsys.readouterr().out
+
+
+def _snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _good_run_folder(world, tmp_path, other_config: bool) -> tuple[Path, Path]:
+    """An --out holding a run (run.json, a history line), of this config or of another one."""
+    from mergekit_ext.config import load_config
+    from mergekit_ext.search import RUN_FILE, run_identity
+
+    _, good, _ = world
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(good))
+    out = tmp_path / "out"
+    out.mkdir()
+    theirs = copy.deepcopy(good)
+    if other_config:
+        theirs["merge_method"] = "task_arithmetic"
+        for entry in theirs["models"]:
+            entry["parameters"].pop("density")
+    (tmp_path / "theirs.yaml").write_text(yaml.safe_dump(theirs))
+    identity = run_identity(load_config(tmp_path / "theirs.yaml"))
+    (out / RUN_FILE).write_text(json.dumps({"config": str(tmp_path / "theirs.yaml"), "identity": identity}))
+    (out / "history.jsonl").write_text('{"n": 0, "config_hash": "x", "objectives": [0.5]}\n')
+    return path, out
+
+
+def test_an_out_that_holds_another_configs_run(world, tmp_path, capsys, no_model_loads):
+    path, out = _good_run_folder(world, tmp_path, other_config=True)
+    before = _snapshot(out)
+    assert evolve_cli.main([str(path), "--out", str(out), "--resume", "--quiet"]) == 2
+    said = _said(capsys)
+    assert f"--out {out}" in said and "holds the run of another config" in said and "theirs.yaml" in said
+    assert _snapshot(out) == before
+
+
+def test_an_out_that_holds_a_run_without_resume(world, tmp_path, capsys, no_model_loads):
+    path, out = _good_run_folder(world, tmp_path, other_config=False)
+    before = _snapshot(out)
+    assert evolve_cli.main([str(path), "--out", str(out), "--quiet"]) == 2
+    said = _said(capsys)
+    assert f"--out {out}" in said and "--resume" in said
+    assert _snapshot(out) == before
+
+
+def test_an_out_that_is_a_file(world, tmp_path, capsys, no_model_loads):
+    _, good, _ = world
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(good))
+    (tmp_path / "out").write_text("mine")
+    assert evolve_cli.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "is a file" in _said(capsys) and (tmp_path / "out").read_text() == "mine"
+
+
+def test_an_out_that_cannot_be_written(world, tmp_path, capsys, no_model_loads):
+    """/proc takes no new folders, not even from root (CI runs as root: chmod alone proves nothing)."""
+    _, good, _ = world
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(good))
+    assert evolve_cli.main([str(path), "--out", "/proc/merge3-evolve", "--quiet"]) == 2
+    assert "/proc/merge3-evolve" in _said(capsys)
+
+
+def test_a_full_disk(world, tmp_path, capsys, monkeypatch, no_model_loads):
+    """The disk fills as the run starts writing: a clear error naming the file, nothing half-written."""
+    import mergekit_ext.search as search
+
+    _, good, _ = world
+    path = tmp_path / "evolve.yaml"
+    path.write_text(yaml.safe_dump(good))
+
+    def full(target, text):
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(search, "write_atomic", full)
+    assert evolve_cli.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    said = _said(capsys)
+    assert "No space left on device" in said and "run.json" in said
+    assert [p.name for p in (tmp_path / "out").iterdir()] == []
+
+
+# --- merge3 commands ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def bundle(world, tmp_path_factory):
+    """A good anchored bundle of the micro world's toy_rev, as JSON."""
+    root, _, zoo = world
+    return json.loads((root / "tasks" / "bundles" / "toy_rev.json").read_text())
+
+
+def _bundle_file(tmp_path: Path, data) -> Path:
+    path = tmp_path / "bundle.json"
+    path.write_text(data if isinstance(data, str) else json.dumps(data).replace("NaN", "NaN"))
+    return path
+
+
+BUNDLE_CASES = {
+    "a bundle that is not JSON": (lambda b: '{"format": "merge3-irt-bundle", ', ["invalid JSON"]),
+    "a bundle of another schema": (lambda b: {**b, "format": "tinybenchmarks"}, ["not a merge3 bundle"]),
+    "a bundle of another version": (lambda b: {**b, "version": 99}, ["'version' is 99"]),
+    "a bundle with NaN item parameters": (
+        lambda b: {**b, "irt": {**b["irt"], "beta": [float("nan")] + b["irt"]["beta"][1:]}}, ["'irt.beta'"]),
+    "a bundle with anchors outside the dataset": (
+        lambda b: {**b, "anchors": {**b["anchors"], "doc_ids": [10 ** 6] + b["anchors"]["doc_ids"][1:]}},
+        ["'anchors.doc_ids'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(BUNDLE_CASES))
+def test_merge3_tasks_build_with_a_bad_bundle(bundle, case, tmp_path, capsys):
+    make, words = BUNDLE_CASES[case]
+    path = _bundle_file(tmp_path, make(copy.deepcopy(bundle)))
+    code = merge3_cli.main(["tasks", "build", "--bundle", str(path), "--base-task", "toy_rev",
+                            "--name", "merge3_my_rev", "--out", str(tmp_path / "tasks")])
+    said = _said(capsys)
+    assert code == 2 and str(path) in said, said
+    for w in words:
+        assert w in said, said
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_merge3_tasks_build_with_a_base_task_that_does_not_exist(world, bundle, tmp_path, capsys):
+    path = _bundle_file(tmp_path, bundle)
+    code = merge3_cli.main(["tasks", "build", "--bundle", str(path), "--base-task", "arc_chalenge",
+                            "--name", "merge3_my_rev", "--out", str(tmp_path / "tasks")])
+    said = _said(capsys)
+    assert code == 2 and "--base-task: unknown lm-eval task 'arc_chalenge'" in said
+    assert "did you mean 'arc_challenge'" in said and not (tmp_path / "tasks").exists()
+
+
+def test_merge3_tasks_build_with_a_name_that_shadows_a_shipped_task(world, bundle, tmp_path, capsys):
+    path = _bundle_file(tmp_path, bundle)
+    code = merge3_cli.main(["tasks", "build", "--bundle", str(path), "--base-yaml",
+                            str(world[2].tasks_dir / "toy_rev.yaml"), "--name", "merge3_toy_rev",
+                            "--out", str(tmp_path / "tasks")])
+    said = _said(capsys)
+    assert code == 2 and "--name 'merge3_toy_rev'" in said and "merge3 ships a task of this name" in said
+    assert not (tmp_path / "tasks").exists()
+
+
+def test_merge3_tasks_check_finds_a_user_task_that_shadows_a_shipped_one(world, tmp_path, capsys):
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+
+    user = tmp_path / "user"
+    user.mkdir()
+    text = (shipped_tasks_dir() / "merge3_toy_rev.yaml").read_text()
+    bundle_line = next(line for line in text.splitlines() if "merge3_bundle" in line)
+    text = text.replace(bundle_line, f"  merge3_bundle: {shipped_tasks_dir() / 'bundles' / 'toy_rev.json'}")
+    (user / "mine.yaml").write_text(text)
+    assert merge3_cli.main(["tasks", "check", str(user)]) == 2
+    said = _said(capsys)
+    assert str(user / "mine.yaml") in said and "field 'task'" in said and "merge3 ships" in said

@@ -58,6 +58,16 @@ class AlgorithmFactory(Protocol):
     def accepts(self) -> set[str]: ...
 
 
+@runtime_checkable
+class EvalBackend(Protocol):
+    """What an eval backend factory returns (see `hookspecs.merge3_eval_backends`): scores jobs, calls
+    ``done(job, scored)`` as each finishes, and releases its workers on `close()`."""
+
+    def score(self, jobs: list, stage: str, done: Callable[[Any, Any], None]) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class FunctionEstimator:
     """An `Estimator` made from a plain function: the simplest way to write one."""

@@ -5,7 +5,8 @@ outside those tests) a crash point is one dictionary lookup.
 
 Points: `merge` (a candidate's merge, some tensors written), `eval` (its evaluation started),
 `history` (a history line half written), `write:<file name>` (a file's new version written beside
-it, not yet renamed over it)."""
+it, not yet renamed over it); in a Ray worker, `candidate:<config hash>` (every worker that scores
+that candidate) and `candidate:<config hash>:life<n>` (only the n-th worker the backend started)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Hook specifications: the four kinds of plugin merge3 looks up by name, and its command line.
+"""Hook specifications: the five kinds of plugin merge3 looks up by name, and its command line.
 
 Every plugin-kind hook returns a mapping ``{name: implementation}``. Built-ins answer these hooks exactly like
 third-party plugins do (see ``merge3_plugin.builtin``); third parties are found through the
@@ -57,6 +57,20 @@ def merge3_search_spaces() -> Mapping[str, Callable[..., Any]]:
 @hookspec
 def merge3_algorithms() -> Mapping[str, Callable[..., Any]]:
     """Optimisation algorithms by name; each is a factory ``(**options) -> pymoo Algorithm``."""
+
+
+@hookspec
+def merge3_eval_backends() -> Mapping[str, Callable[..., Any]]:
+    """Where a search's candidates are scored, by name (``serial``: one after another in this process;
+    ``ray``: in parallel on Ray workers). ``evolve.eval.backend`` picks one.
+
+    Each is a factory ``backend(search)`` called with the ``mergekit_ext.search.MergeSearch`` (its
+    ``config``, ``space``, and ``engine`` for scoring in this process). It returns an object with
+    ``score(jobs, stage, done)``, which scores every ``mergekit_ext.scoring.Job`` (``stage``:
+    ``search`` or ``select``, the fitness to use) with ``mergekit_ext.scoring.score_candidate`` or its
+    equal and calls ``done(job, scored)`` in this thread as each finishes, in any order; and
+    ``close()``. The driver keeps the history, so a backend needs to write nothing.
+    """
 
 
 @hookspec

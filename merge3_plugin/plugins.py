@@ -24,6 +24,7 @@ KINDS = {
     "estimator": "merge3_estimators",
     "search_space": "merge3_search_spaces",
     "algorithm": "merge3_algorithms",
+    "eval_backend": "merge3_eval_backends",
 }
 
 

@@ -64,6 +64,15 @@ class EvalSpec(BaseModel):
     device: str = Field("cpu", description=(
         "cpu, cuda, cuda:1, mps: the live model sits there, in the merge's dtype"))
     batch_size: int = Field(32, ge=1, description="lm-eval's batch size")
+    backend: str = Field("serial", description=(
+        "where candidates are scored: serial (one after another in this process) or ray (a generation's "
+        "candidates in parallel on Ray workers; pip install 'merge3[ray]')"))
+    workers: int | None = Field(None, ge=1, description=(
+        "ray: how many workers (each loads the inputs once); default one per GPU with device cuda, else one "
+        "per CPU core. serial: 1"))
+    address: str | None = Field(None, description=(
+        "ray: the cluster to join (ray.init's address: 'auto', 'ray://head:10001'); default a local Ray "
+        "instance, or the cluster in RAY_ADDRESS"))
 
 
 class SelectSpec(_Strict):
@@ -174,6 +183,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     _check_space(path, evolve)
     _check_estimators(path, evolve)
     _check_device(path, evolve)
+    _check_backend(path, evolve)
     return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
 
 
@@ -286,6 +296,26 @@ def _check_device(path: Path, evolve: EvolveSpec) -> None:
     if kind == "cuda" and not torch.cuda.is_available():
         raise UserError(f"{path}: field 'evolve.eval.device': {device} asked for, but this torch sees no CUDA GPU "
                         f"(torch {torch.__version__}); use device: cpu or install a CUDA build of torch")
+
+
+def _check_backend(path: Path, evolve: EvolveSpec) -> None:
+    from merge3_plugin.plugins import registry, unknown_name
+
+    spec = evolve.eval
+    available = registry("eval_backend")
+    if spec.backend not in available:
+        raise UserError(f"{path}: field 'evolve.eval.backend': {unknown_name('eval backend', spec.backend, available)}")
+    if spec.backend == "serial" and (spec.workers or 1) > 1:
+        raise UserError(f"{path}: field 'evolve.eval.workers': {spec.workers} workers need a parallel backend "
+                        "(backend: ray); the serial backend scores one candidate at a time")
+    if spec.backend == "serial" and spec.address:
+        raise UserError(f"{path}: field 'evolve.eval.address': a Ray cluster address needs backend: ray")
+    if spec.backend == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UserError(f"{path}: field 'evolve.eval.backend': ray is not installed here; "
+                            "pip install 'merge3[ray]' (or backend: serial)")
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:

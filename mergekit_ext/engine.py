@@ -16,6 +16,21 @@ class Engine:
     tokenizer: Any
     merger: Any  # InMemoryMerger
     fitness: Any  # Fitness over `model`
+    config: Any = None  # the EvolveConfig it was built for
+    _select: Any = None
+
+    def fitness_for(self, stage: str):
+        """The fitness of a stage: `search` (evolve.fitness) or `select` (evolve.select.fitness, built on
+        first use and sharing the search fitness's lm-eval model)."""
+        if stage == "search":
+            return self.fitness
+        if self._select is None:
+            from .fitness import Fitness
+
+            specs = self.config.evolve.select.fitness
+            self._select = Fitness(self.config, self.model, None, endpoints_for(self.config, specs), specs=specs,
+                                   share=self.fitness)
+        return self._select
 
 
 def needs_endpoints(specs: list[FitnessSpec]) -> bool:
@@ -60,4 +75,4 @@ def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -
     # dare_*/della draw random masks: seeded per candidate, as `mergekit-yaml --random-seed` does
     merger = InMemoryMerger(merge, device=device, random_seed=config.evolve.seed)
     fitness = Fitness(config, model, tokenizer, endpoints_for(config, config.evolve.fitness), manager=manager)
-    return Engine(model, tokenizer, merger, fitness)
+    return Engine(model, tokenizer, merger, fitness, config)

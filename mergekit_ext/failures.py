@@ -54,17 +54,16 @@ def reason_of(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
-def recover(err: BaseException, log: Path, key: str) -> str:
-    """After a candidate failed: free what the failure left behind, keep its traceback in `log` (for the
-    one who debugs it), and return the one-line reason for the history."""
-    with open(log, "a", encoding="utf-8") as f:
-        f.write(f"--- candidate {key}\n{''.join(traceback.format_exception(err))}\n")
+def recover(err: BaseException, key: str) -> tuple[str, str]:
+    """After a candidate failed: free what the failure left behind, and return the one-line reason for
+    the history and the traceback for failures.log (written by the driver, which may be elsewhere)."""
     import torch
 
+    logged = f"--- candidate {key}\n{''.join(traceback.format_exception(err))}\n"
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
-    return reason_of(err)
+    return reason_of(err), logged
 
 
 class GenerationWatch:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 from pymoo.core.callback import Callback
-from pymoo.core.problem import ElementwiseProblem
+from pymoo.core.problem import Problem
 
 from merge3_plugin.files import write_atomic
 
@@ -18,18 +18,19 @@ from merge3_plugin.files import write_atomic
 NOT_EVALUATED = 1e9
 
 
-class MergeProblem(ElementwiseProblem):
-    """Maximise a `MergeSearch`'s objectives over its genes in [0, 1]^dims (pymoo minimises: negated)."""
+class MergeProblem(Problem):
+    """Maximise a `MergeSearch`'s objectives over its genes in [0, 1]^dims (pymoo minimises: negated).
+    A whole generation at once, so that a parallel backend can score its candidates side by side."""
 
     def __init__(self, search, n_obj: int):
         self.search = search
         super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
 
-    def _evaluate(self, x, out, *args, **kwargs):
-        objectives = self.search.evaluate(x)
+    def _evaluate(self, X, out, *args, **kwargs):
         # past the budget a generation is cut short: its remaining members are not evaluated, and
         # stand as worse than any real candidate so that no algorithm keeps them; so do failed ones
-        out["F"] = [NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
+        out["F"] = np.array([[NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
+                             for objectives in self.search.evaluate(X)], dtype=float)
 
 
 class CheckpointCallback(Callback):

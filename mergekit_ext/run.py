@@ -73,11 +73,14 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         options = {**options, "n_obj": n_obj}
     algorithm = factory(**options)
     started = time.time()
-    result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
-                      callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
-    bar.close()
-    X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
-    selection = _select(config, search, X, F, progress) if evolve.select else None
+    try:
+        result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
+                          callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
+        X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
+        selection = _select(config, search, X, F, progress) if evolve.select else None
+    finally:
+        bar.close()
+        search.close()  # the backend's workers (Ray actors) go, also on an error
     if selection:
         X, F = selection.pop("X"), selection.pop("F")
     return _write_outputs(config, search, X, F, selection, out, started, save_model)
@@ -102,7 +105,8 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
         searched = np.array([r["objectives"] for r in picks])
     else:
         candidates, searched = X[:top], F[:top]
-    records = [search.rescore(x) for x in tqdm(candidates, desc="select", unit="cand", disable=not progress)]
+    with tqdm(total=len(candidates), desc="select", unit="cand", disable=not progress) as bar:
+        records = search.rescore(candidates, tick=lambda: bar.update(1))
     kept = [i for i, r in enumerate(records) if not r.get("failed")]  # a failed re-score is not chosen
     if not kept:
         from .failures import GenerationFailed

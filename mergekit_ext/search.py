@@ -20,8 +20,9 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.files import check_writable, write_atomic
 
 from .config import EvolveConfig
-from .failures import GenerationWatch, is_candidate_failure, probe_logits, recover
+from .failures import GenerationWatch
 from .genes import space_for
+from .scoring import Job, Scored
 
 
 def config_hash(config: dict) -> str:
@@ -109,7 +110,6 @@ class MergeSearch:
             write_atomic(out / RUN_FILE, json.dumps({"config": str(config.path), "identity": run_identity(config)},
                                                     indent=1) + "\n")
         self.selection = History(out / "selection.jsonl", resume)  # the select stage's scores
-        self._select_fitness = None
         self.progress = progress
         # One count of candidates: every one the algorithm asks for is `asked`, and is either
         # evaluated now, replayed from an earlier run's history (--resume), or a repeat of one asked
@@ -123,6 +123,7 @@ class MergeSearch:
         self.failed = 0  # candidates evaluated now that failed (recorded with their reason)
         self.watch = GenerationWatch()
         self._engine = None
+        self._backend = None
 
     @property
     def engine(self):
@@ -134,77 +135,106 @@ class MergeSearch:
                                         manager=self.manager)
         return self._engine
 
-    def rescore(self, x: np.ndarray) -> dict:
-        """Score a candidate with the select stage's higher-fidelity fitness (kept in selection.jsonl)."""
-        from .engine import endpoints_for
-        from .fitness import Fitness
+    @property
+    def backend(self):
+        """Where candidates are scored (evolve.eval.backend), started on first use."""
+        if self._backend is None:
+            from merge3_plugin.plugins import lookup
 
-        candidate = self.space.to_config(x)
-        key = config_hash(candidate)
-        if key in self.selection.records:
-            return self.selection.records[key]
-        engine = self.engine
-        if self._select_fitness is None:
-            specs = self.config.evolve.select.fitness
-            self._select_fitness = Fitness(self.config, engine.model, None, endpoints_for(self.config, specs),
-                                           specs=specs, share=engine.fitness)
-        record = self._merge_and_score(candidate, key, x, self._select_fitness)
-        self.selection.add(record)
-        return record
+            self._backend = lookup("eval_backend", self.config.evolve.eval.backend)(self)
+        return self._backend
 
-    def _merge_and_score(self, candidate: dict, key: str, x: np.ndarray, fitness) -> dict:
-        """Merge one candidate into the live model and score it: its record for a history file. A
-        candidate that fails (see failures.py) gets a record too: no objectives, and the reason."""
-        engine = self.engine
-        start = time.perf_counter()
-        merge_seconds = None
-        try:
-            merge_seconds = engine.merger.merge_into(engine.model, candidate)
-            probe_logits(engine.model)
-            score = fitness()
-        except Exception as err:
-            if not is_candidate_failure(err):
-                raise
-            reason = recover(err, self.out / "failures.log", key)
-            spent = time.perf_counter() - start
-            return {"config_hash": key, "genes": [float(v) for v in x], "objectives": None, "failed": reason,
-                    "details": {}, "merge_seconds": round(merge_seconds if merge_seconds is not None else spent, 4),
-                    "eval_seconds": round(spent - merge_seconds, 4) if merge_seconds is not None else 0.0}
-        return {"config_hash": key, "genes": [float(v) for v in x], "objectives": score.objectives,
-                "details": score.details, "merge_seconds": round(merge_seconds, 4),
-                "eval_seconds": round(score.seconds, 4)}
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+    def _score(self, jobs: list[Job], stage: str, history: History, tick=None) -> None:
+        """Score `jobs` on the backend and add their records to `history` in the jobs' order, each as soon
+        as it and every job before it are done (a backend may finish them in any order)."""
+        finished: dict[int, Scored] = {}
+        position = 0
+
+        def done(job: Job, scored: Scored) -> None:
+            nonlocal position
+            finished[job.index] = scored
+            while position < len(jobs) and jobs[position].index in finished:
+                self._keep(jobs[position], finished.pop(jobs[position].index), stage, history)
+                position += 1
+                if tick:
+                    tick()
+
+        self.backend.score(jobs, stage, done)
+        if position < len(jobs):  # a backend must answer every job
+            raise RuntimeError(f"the {self.config.evolve.eval.backend} backend left {len(jobs) - position} "
+                               "candidates unscored")
+
+    def _keep(self, job: Job, scored: Scored, stage: str, history: History) -> None:
+        if scored.traceback:
+            with open(self.out / "failures.log", "a", encoding="utf-8") as f:
+                f.write(scored.traceback)
+        record = scored.record
+        if stage == "search":
+            record = {"n": len(history.order), **record, "time": time.time()}
+            self.evaluated += 1
+            self.failed += bool(record.get("failed"))
+        history.add(record)
+        if stage == "search" and self.progress is not None:
+            self.progress(record["objectives"])
+
+    def rescore(self, X: np.ndarray, tick=None) -> list[dict]:
+        """Score candidates with the select stage's higher-fidelity fitness (kept in selection.jsonl; those
+        already there, from an interrupted run, are not scored again). `tick()` after each one."""
+        jobs, keys = [], []
+        for i, x in enumerate(X):
+            candidate = self.space.to_config(x)
+            key = config_hash(candidate)
+            keys.append(key)
+            if key not in self.selection.records and key not in {job.key for job in jobs}:
+                jobs.append(Job(i, key, candidate, [float(v) for v in x]))
+            elif tick:
+                tick()
+        self._score(jobs, "select", self.selection, tick)
+        return [self.selection.records[key] for key in keys]
 
     def exhausted(self) -> bool:
         """The evaluation budget is spent: the rest of a generation is not evaluated."""
         return self.budget is not None and self.asked >= self.budget
 
-    def evaluate(self, x: np.ndarray) -> list[float] | None:
-        """The candidate's objectives (higher is better); None past the evaluation budget, or when the
-        candidate failed (pymoo then sees the worst value for it)."""
-        if self.exhausted():
-            return None
-        self.asked += 1
-        candidate = self.space.to_config(x)
-        key = config_hash(candidate)
-        known = self.history.records.get(key)
-        if key in self._asked_keys:
-            self.repeated += 1
-            record = known
-        elif known is not None and not known.get("failed"):
-            self.replayed += 1
-            record = known
-        else:  # new, or failed in an earlier run (whose cause may be fixed now): evaluated
-            n = len(self.history.order)
-            record = {"n": n, **self._merge_and_score(candidate, key, x, self.engine.fitness), "time": time.time()}
-            self.history.add(record)
-            self.evaluated += 1
-            self.failed += bool(record.get("failed"))
-        self._asked_keys.add(key)
-        self.watch.record(record.get("failed"))
-        objectives = record["objectives"]
-        if self.progress is not None:
-            self.progress(objectives)
-        return objectives
+    def evaluate(self, X: np.ndarray) -> list[list[float] | None]:
+        """A generation's objectives (higher is better), one row per candidate; None past the evaluation
+        budget, or for a candidate that failed (pymoo then sees the worst value for it). Candidates new
+        to the history are scored on the backend, all at once; the rest are answered from it."""
+        keys: list[str | None] = []
+        jobs: list[Job] = []
+        for i, x in enumerate(np.atleast_2d(X)):
+            if self.exhausted():
+                keys.append(None)
+                continue
+            self.asked += 1
+            candidate = self.space.to_config(x)
+            key = config_hash(candidate)
+            known = self.history.records.get(key)
+            if key in self._asked_keys:
+                self.repeated += 1
+            elif known is not None and not known.get("failed"):
+                self.replayed += 1
+            else:  # new, or failed in an earlier run (whose cause may be fixed now): evaluated
+                jobs.append(Job(i, key, candidate, [float(v) for v in x]))
+            self._asked_keys.add(key)
+            keys.append(key)
+        if jobs:
+            self._score(jobs, "search", self.history)  # the progress bar ticks as each is kept
+        scored_now = {job.index for job in jobs}
+        answers = []
+        for i, key in enumerate(keys):
+            record = self.history.records[key] if key is not None else None
+            if record is not None:
+                self.watch.record(record.get("failed"))
+                if self.progress is not None and i not in scored_now:  # replayed or repeated
+                    self.progress(record["objectives"])
+            answers.append(None if record is None else record["objectives"])
+        return answers
 
     def succeeded(self) -> list[dict]:
         """The history's candidates that were scored (failed ones have no objectives)."""

@@ -1,8 +1,9 @@
-"""mergekit-evolve-lite's search spaces, registered through merge3's `merge3_search_spaces` hook.
+"""mergekit-evolve-lite's search spaces and eval backends, registered through merge3's hooks.
 
 Registered by the `merge3` entry point in pyproject.toml, exactly as a third-party plugin would
 register its own: `evolve.space` picks one by name. `params`: the numbers of the mergekit config
 (per layer group and parameter set); `depth`: which layer of which model fills each layer slot.
+`evolve.eval.backend` picks where candidates are scored: `serial` (this process) or `ray` (workers).
 """
 
 from __future__ import annotations
@@ -16,3 +17,10 @@ def merge3_search_spaces():
     from .genes import GeneSpace
 
     return {"params": GeneSpace, "depth": DepthSpace}
+
+
+@hookimpl
+def merge3_eval_backends():
+    from .backends import SerialBackend, ray_backend
+
+    return {"serial": SerialBackend, "ray": ray_backend}

@@ -108,6 +108,12 @@ EVOLVE_CASES = {
     "an empty budget": (_edit("evolve.budget", {}), ["evolve.budget", "at least one of"]),
     "an unknown search space": (_edit("evolve.space", "lfss"), ["field 'evolve.space'"]),
     "a device torch does not have": (_edit("evolve.eval", {"device": "gpu0"}), ["field 'evolve.eval.device'"]),
+    "an unknown eval backend": (_edit("evolve.eval", {"backend": "rey"}),
+                                ["field 'evolve.eval.backend'", "did you mean 'ray'"]),
+    "several workers on the serial backend": (_edit("evolve.eval", {"workers": 4}),
+                                              ["field 'evolve.eval.workers'", "backend: ray"]),
+    "a Ray cluster address on the serial backend": (_edit("evolve.eval", {"address": "auto"}),
+                                                    ["field 'evolve.eval.address'", "backend: ray"]),
 }
 
 

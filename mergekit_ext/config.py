@@ -69,7 +69,7 @@ class EvalSpec(BaseModel):
         "candidates in parallel on Ray workers; pip install 'merge3[ray]')"))
     workers: int | None = Field(None, ge=1, description=(
         "ray: how many workers (each loads the inputs once); default one per GPU with device cuda, else one "
-        "per CPU core. serial: 1"))
+        "per 4 CPU cores. serial: 1"))
     address: str | None = Field(None, description=(
         "ray: the cluster to join (ray.init's address: 'auto', 'ray://head:10001'); default a local Ray "
         "instance, or the cluster in RAY_ADDRESS"))
@@ -293,7 +293,8 @@ def _check_device(path: Path, evolve: EvolveSpec) -> None:
     except (RuntimeError, ValueError):
         raise UserError(f"{path}: field 'evolve.eval.device': {device!r} is not a torch device (cpu, cuda, cuda:1, "
                         "mps)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
+    # on Ray the GPUs are the workers' (a cluster's head often has none); the backend checks they exist
+    if kind == "cuda" and not torch.cuda.is_available() and evolve.eval.backend != "ray":
         raise UserError(f"{path}: field 'evolve.eval.device': {device} asked for, but this torch sees no CUDA GPU "
                         f"(torch {torch.__version__}); use device: cpu or install a CUDA build of torch")
 

@@ -152,6 +152,8 @@ class MergeSearch:
     def _score(self, jobs: list[Job], stage: str, history: History, tick=None) -> None:
         """Score `jobs` on the backend and add their records to `history` in the jobs' order, each as soon
         as it and every job before it are done (a backend may finish them in any order)."""
+        if not jobs:  # nothing new (a resumed select stage): no models loaded, no workers started
+            return
         finished: dict[int, Scored] = {}
         position = 0
 

@@ -79,3 +79,21 @@ def test_a_candidate_that_kills_every_worker_is_recorded_as_failed(setup, tmp_pa
     assert history[0] == _history(serial)[0]  # the other candidates of its generation are scored as before
     assert summary["evaluations"] == 8 and summary["failed"] == 1
     assert f"candidate {poison}" in (tmp_path / "out" / "failures.log").read_text()
+
+
+def test_more_workers_than_the_cluster_has_is_a_clear_error(setup, tmp_path):
+    """Found when Ray starts, before any worker loads a model; Ray is shut down again."""
+    import os
+
+    import ray
+    import yaml
+
+    from mergekit_ext import cli
+
+    config = yaml.safe_load(setup[0].read_text())
+    config["evolve"]["eval"]["workers"] = (os.cpu_count() or 1) + 3
+    path = tmp_path / "too-many.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert cli.main([str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert not ray.is_initialized()
+    assert not (tmp_path / "out" / "history.jsonl").exists()

@@ -23,7 +23,8 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
     algorithm: {name: ga, pop_size: 16}  # `merge3 plugins` lists algorithms; options go to pymoo
     budget: {evaluations: 200}       # and/or generations, time (seconds)
     seed: 0                          # also seeds dare_*/della masks (mergekit-yaml --random-seed)
-    eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments
+    eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments; backend: ray, workers: N to
+                                     # score a generation in parallel (pip install 'merge3[ray]')
     select: {top: 8, fitness: [{task: arc_challenge, metric: acc, estimator: null}]}  # optional
     space: params                    # params (the numbers above) | depth (stack whole layers; no search)
   Unknown fields, misspelt parameters and algorithm options, out-of-range values and missing models
@@ -32,6 +33,8 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
 outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png,
   checkpoint.json (every generation), pareto/ + pareto.png (several objectives), selection.jsonl
   (select stage), best_model/ (--save-model), failures.log (tracebacks of failed candidates).
+  Several objectives: best.yaml is the Pareto point with the highest mean (pareto/point000.yaml), and
+  the front's hypervolume after each generation is in history.jsonl, checkpoint.json, summary.json.
 
 a candidate whose merge raises, whose weights or logits are NaN/Inf, or whose evaluation runs out of
   memory is recorded as failed (with its reason) and the run goes on; when most of a generation
@@ -83,9 +86,8 @@ def main(argv: list[str] | None = None) -> int:
 
         summary = run(config, args.out, resume=args.resume, save_model=args.save_model, progress=not args.quiet,
                       manager=manager)
-        chosen = (f" (select stage: {summary['best_selected_objectives']})"
-                  if "best_selected_objectives" in summary else "")
-        print(f"best {summary['best_objectives']}{chosen} after {summary['candidates_this_run']} candidates "
+        print(closing_line(summary))
+        print(f"after {summary['candidates_this_run']} candidates "
               f"({summary['evaluated_this_run']} evaluated now, {summary['replayed_from_history']} from an earlier "
               f"run's history, {summary['repeated_this_run']} repeats answered from memory); "
               f"{summary['evaluations']} distinct in history.jsonl; {args.out / 'best.yaml'}")
@@ -104,6 +106,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mergekit-evolve-lite: interrupted; continue with --resume --out {args.out}", file=sys.stderr)
         return 130
+
+
+def closing_line(summary: dict) -> str:
+    """What best.yaml scored, each objective named; with several, how it was chosen and the hypervolume."""
+    def named(values, names) -> str:
+        return ", ".join(f"{name} {value:.4f}" for name, value in zip(names, values))
+
+    line = f"best.yaml: {named(summary['best_objectives'], summary['objective_names'])}"
+    if "best_selected_objectives" in summary:
+        line += (f"; re-scored by the select stage: "
+                 f"{named(summary['best_selected_objectives'], summary['select_objective_names'])}")
+    if "best_rule" in summary:
+        line += (f" ({summary['best_rule']}, of {summary['pareto_points']} in pareto/; "
+                 f"hypervolume {summary['hypervolume']:.4f})")
+    return line
 
 
 if __name__ == "__main__":

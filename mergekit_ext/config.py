@@ -107,6 +107,10 @@ class EvolveSpec(_Strict):
     budget: BudgetSpec = Field(description='when to stop; the first limit reached stops the run')
     seed: int = Field(0, description=(
         "pymoo's seed, and the seed of random merge methods (dare_*, della: mergekit-yaml --random-seed)"))
+    warm_start: bool = Field(False, description=(
+        "the first generation holds your config's own values and the endpoints (each model alone: weight 1 "
+        "for it and 0 for the others; t at both ends), the rest drawn at random (cmaes, nelder-mead and "
+        "pattern-search start from the best of those first points)"))
     eval: EvalSpec = Field(default_factory=EvalSpec, description=(
         "how candidates are evaluated (lm-eval's HF model)"))
     include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
@@ -184,6 +188,7 @@ def load_config(path: Path | str) -> EvolveConfig:
     _check_estimators(path, evolve)
     _check_device(path, evolve)
     _check_backend(path, evolve)
+    _check_warm_start(path, evolve)
     return EvolveConfig(path, merge, evolve, _num_layers(path, merge))
 
 
@@ -317,6 +322,21 @@ def _check_backend(path: Path, evolve: EvolveSpec) -> None:
         if importlib.util.find_spec("ray") is None:
             raise UserError(f"{path}: field 'evolve.eval.backend': ray is not installed here; "
                             "pip install 'merge3[ray]' (or backend: serial)")
+
+
+def _check_warm_start(path: Path, evolve: EvolveSpec) -> None:
+    from merge3_plugin.plugins import registry
+
+    if not evolve.warm_start:
+        return
+    space = registry("search_space").get(evolve.space)
+    if space is not None and not hasattr(space, "warm_start"):
+        raise UserError(f"{path}: field 'evolve.warm_start': the {evolve.space} space has no warm start (no config "
+                        "values or endpoints to begin from); remove warm_start")
+    factory = registry("algorithm").get(evolve.algorithm.name)
+    if factory is not None and hasattr(factory, "accepts") and not {"sampling", "x0"} & factory.accepts():
+        raise UserError(f"{path}: field 'evolve.warm_start': algorithm {evolve.algorithm.name} takes neither a "
+                        "first population (sampling) nor a start point (x0)")
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:

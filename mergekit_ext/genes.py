@@ -103,6 +103,50 @@ class GeneSpace:
                 model["parameters"][param] = entry
         return merge
 
+    def warm_start(self) -> np.ndarray:
+        """Genes for the first generation (`evolve.warm_start`), rows in [0, 1]: first the config's own
+        values (a searched parameter given as a plain number keeps it, clipped into its range; others
+        start mid-range), then the endpoints: each model alone (its `weight` at 1, the others' at 0) and,
+        for a shared `t`, both ends. Duplicates are dropped."""
+        own = np.array([self._gene_of(gene, self._given(gene)) for gene in self.genes])
+        rows = [own]
+        weights = [i for i, g in enumerate(self.genes) if g.param == "weight" and g.model is not None]
+        for model in sorted({self.genes[i].model for i in weights}):
+            row = own.copy()
+            for i in weights:
+                row[i] = self._gene_of(self.genes[i], 1.0 if self.genes[i].model == model else 0.0)
+            rows.append(row)
+        shared_t = [i for i, g in enumerate(self.genes) if g.param == "t" and g.model is None]
+        for end in (0.0, 1.0):
+            if shared_t:
+                row = own.copy()
+                row[shared_t] = [self._gene_of(self.genes[i], end) for i in shared_t]
+                rows.append(row)
+        unique = []
+        for row in rows:
+            if not any(np.array_equal(row, seen) for seen in unique):
+                unique.append(row)
+        return np.array(unique)
+
+    def _given(self, gene: Gene) -> float | None:
+        """The number the config gives this gene's parameter (per model, else merge-wide), if a plain one."""
+        merge = self.config.merge
+        places = [merge["models"][gene.model].get("parameters") or {}] if gene.model is not None else []
+        places.append(merge.get("parameters") or {})
+        for params in places:
+            value = params.get(gene.param)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+            if value is not None:
+                return None  # a gradient or filter list: no single number to start from
+        return None
+
+    @staticmethod
+    def _gene_of(gene: Gene, value: float | None) -> float:
+        if value is None or gene.high == gene.low:
+            return 0.5
+        return float(np.clip((value - gene.low) / (gene.high - gene.low), 0.0, 1.0))
+
     def describe(self) -> str:
         lines = [f"{self.dims} genes ({len(self.config.evolve.search)} parameter(s) x models x {self.groups} layer "
                  f"group(s) x {len(self.filters)} parameter set(s)); {self.config.num_layers} layers",

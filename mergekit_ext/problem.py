@@ -43,9 +43,17 @@ class CheckpointCallback(Callback):
 
     def notify(self, algorithm):
         search = self.search
+        front = -np.atleast_2d(algorithm.opt.get("F"))
         state = {"generation": int(algorithm.n_gen), "candidates": search.asked,
                  "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
-                 "failed_now": search.failed,
-                 "best": [float(-f) for f in np.atleast_2d(algorithm.opt.get("F"))[0]]}
+                 "failed_now": search.failed, "best": [float(f) for f in front[0]]}
+        if front.shape[1] > 1:  # several objectives: the front's hypervolume, also a line in history.jsonl
+            from .pareto import hypervolume
+
+            state["hypervolume"] = hypervolume(front)
+            history = search.history
+            if state["generation"] > len(history.generations):  # a resumed run replays those it has
+                history.add({"kind": "generation", "generation": state["generation"],
+                             "hypervolume": state["hypervolume"], "front": len(front)})
         write_atomic(self.path, json.dumps(state, indent=1) + "\n")
         search.watch.end_generation(int(algorithm.n_gen), search.history.path)  # stops when most failed

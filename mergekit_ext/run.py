@@ -71,6 +71,10 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     factory = lookup("algorithm", evolve.algorithm.name)
     if "n_obj" in inspect.signature(factory).parameters:  # e.g. reference directions for NSGA-III
         options = {**options, "n_obj": n_obj}
+    if evolve.warm_start:
+        from .warm_start import with_warm_start
+
+        options = with_warm_start(config, factory, dict(options), search.space)
     algorithm = factory(**options)
     started = time.time()
     try:
@@ -83,6 +87,11 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         search.close()  # the backend's workers (Ray actors) go, also on an error
     if selection:
         X, F = selection.pop("X"), selection.pop("F")
+    elif F.shape[1] > 1:
+        from .pareto import best_first
+
+        order = best_first(F)
+        X, F = X[order], F[order]
     return _write_outputs(config, search, X, F, selection, out, started, save_model)
 
 
@@ -159,14 +168,22 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "failed": len(failed), "failed_reasons": sorted({r["failed"] for r in failed}),
         "candidates_this_run": search.asked, "evaluated_this_run": search.evaluated,
         "replayed_from_history": search.replayed, "repeated_this_run": search.repeated,
-        "best_objectives": F[0].tolist(), "best_config_hash": config_hash(best_config),
+        "objective_names": objective_names(config), "best_objectives": F[0].tolist(),
+        "best_config_hash": config_hash(best_config),
         "reproduce": reproduce_command(config, str(out / "best.yaml")),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
         "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
     }
+    if F.shape[1] > 1:
+        from .pareto import BEST_RULE, hypervolume
+
+        summary["best_rule"] = BEST_RULE
+        summary["hypervolume"] = hypervolume(F)
+        summary["hypervolume_per_generation"] = [g["hypervolume"] for g in search.history.generations]
     if selection:
         summary["best_selected_objectives"] = selection["G"][0]
+        summary["select_objective_names"] = objective_names(config, select=True)
         summary["selection"] = {k: selection[k] for k in ("fitness", "candidates")}
     _write_json(out / "summary.json", summary)
     _plots(records, F, out, selection, objective_names(config))
@@ -190,12 +207,13 @@ def _save_model(search: MergeSearch, best_config: dict, folder: Path) -> None:
     tmp.rename(folder)
 
 
-def objective_names(config: EvolveConfig) -> list[str]:
-    """What each objective is, for plot axes: the task and metric (and estimator) of its fitness entry."""
+def objective_names(config: EvolveConfig, select: bool = False) -> list[str]:
+    """What each objective is, for plot axes and the closing line: the task and metric (and estimator)
+    of its fitness entry (`select`: of the select stage's entries)."""
     def name(spec) -> str:
         return f"{spec.task} {spec.metric}" + (f" ({spec.estimator})" if spec.estimator else "")
 
-    fitness = config.evolve.fitness
+    fitness = config.evolve.select.fitness if select else config.evolve.fitness
     if config.evolve.objectives == "multi":
         return [name(spec) for spec in fitness]
     return [name(fitness[0]) if len(fitness) == 1 else "weighted fitness"]
@@ -207,6 +225,8 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from .pareto import plot_front, save_figure
 
     if not records:
         return
@@ -222,18 +242,7 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
         ax.plot(xs, [c["selected"][0] for c in selection["candidates"]], "kx", label="select: higher-fidelity score")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("fitness (estimated accuracy)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out / "fitness.png")
-    plt.close(fig)
+    save_figure(fig, ax, out / "fitness.png")
     if values.shape[1] >= 2:
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
-        ax.plot(values[:, 0], values[:, 1], ".", alpha=0.4, label="candidates")
-        ax.plot(front[:, 0], front[:, 1], "o", label="Pareto front")
-        ax.set_xlabel(names[0] if names else "objective 0")
-        ax.set_ylabel(names[1] if names else "objective 1")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(out / "pareto.png")
-        plt.close(fig)
+
+        plot_front(values, front, names or [f"objective {j}" for j in range(values.shape[1])], out)

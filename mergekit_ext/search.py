@@ -34,6 +34,7 @@ class History:
         self.path = path
         self.records: dict[str, dict] = {}
         self.order: list[dict] = []
+        self.generations: list[dict] = []  # several objectives: one line per generation (its hypervolume)
         if path.exists():
             if not resume:
                 raise UserError(f"{path.parent}: holds a run already; pass --resume to continue it, or choose "
@@ -51,12 +52,18 @@ class History:
                         write_atomic(path, "".join(line + "\n" for line in lines[:-1]))
                         break
                     raise UserError(f"{path}:{line_no}: not valid JSON; the history is damaged") from None
+                if record.get("kind") == "generation":
+                    self.generations.append(record)
+                    continue
                 self.records[record["config_hash"]] = record
                 self.order.append(record)
 
     def add(self, record: dict) -> None:
-        self.records[record["config_hash"]] = record
-        self.order.append(record)
+        if record.get("kind") == "generation":
+            self.generations.append(record)
+        else:
+            self.records[record["config_hash"]] = record
+            self.order.append(record)
         line = json.dumps(record) + "\n"
         with open(self.path, "a", encoding="utf-8") as f:
             # a line is appended whole or, if the process dies mid-write, dropped on resume (see __init__)
@@ -74,6 +81,8 @@ def run_identity(config: EvolveConfig) -> str:
     """What makes two runs the same search: the merge and the evolve section, except what a resumed run
     may change (a larger budget, another device or batch size, a select stage added)."""
     evolve = config.evolve.model_dump(mode="json", exclude={"budget", "eval", "select"})
+    if not evolve["warm_start"]:  # the default: runs from before the field keep their identity
+        del evolve["warm_start"]
     return config_hash({"merge": config.merge, "evolve": evolve})
 
 

@@ -131,8 +131,28 @@ def test_several_objectives_give_a_pareto_front(setup, tmp_path):
     points = sorted((tmp_path / "out" / "pareto").glob("point*.yaml"))
     assert summary["pareto_points"] == len(points) >= 1 and len(summary["best_objectives"]) == 2
     assert (tmp_path / "out" / "pareto.png").exists()
-    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
-    assert all(len(r["objectives"]) == 2 for r in history)
+    history_text = (tmp_path / "out" / "history.jsonl").read_text()
+    lines = [json.loads(line) for line in history_text.splitlines()]
+    candidates = [r for r in lines if r.get("kind") != "generation"]
+    assert all(len(r["objectives"]) == 2 for r in candidates)
+    # the hypervolume after every generation: in history.jsonl, summary.json, and never falling (an
+    # elitist front only grows); the last equals the final front's
+    generations = [r for r in lines if r.get("kind") == "generation"]
+    assert [g["generation"] for g in generations] == list(range(1, len(generations) + 1)) and generations
+    hv = summary["hypervolume_per_generation"]
+    assert hv == [g["hypervolume"] for g in generations] and hv == sorted(hv) and 0 < hv[-1] <= 1
+    assert summary["hypervolume"] == pytest.approx(hv[-1])
+    # best.yaml is the Pareto point with the highest mean, pareto/point000.yaml, and the closing line
+    # names each objective
+    assert (tmp_path / "out" / "best.yaml").read_text() == points[0].read_text()
+    assert "highest mean" in summary["best_rule"]
+    said = run.stdout.splitlines()[0]
+    assert said.startswith("best.yaml: merge3_toy_math exact_match (gpirt) ") and "merge3_toy_lang" in said
+    assert "hypervolume" in said
+    # a resumed finished run replays every generation without writing its line again
+    again = evolve(multi, "--out", tmp_path / "out", "--resume")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (tmp_path / "out" / "history.jsonl").read_text() == history_text
 
 
 def test_select_stage_rescores_the_best_candidates_and_chooses_on_the_new_scores(setup, micro_zoo, tmp_path):

@@ -1,0 +1,33 @@
+"""Several objectives (issue #14): the hypervolume of a front, the order of Pareto points (best.yaml
+first), and the Pareto plot for two and for three or more objectives."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mergekit_ext.pareto import best_first, hypervolume, plot_front
+
+
+def test_hypervolume_is_the_share_of_the_unit_box_a_front_dominates():
+    assert hypervolume([[0.5, 0.5]]) == pytest.approx(0.25)
+    # two points: 0.5*0.5 + 0.8*0.2 - their overlap 0.5*0.2
+    assert hypervolume([[0.5, 0.5], [0.8, 0.2]]) == pytest.approx(0.31)
+    assert hypervolume([[0.5, 0.5], [0.4, 0.4]]) == pytest.approx(0.25)  # a dominated point adds nothing
+    assert hypervolume([[1.0, 1.0, 1.0]]) == pytest.approx(1.0)
+    # candidates cut by the budget (-1e9 after negation) or failed do not count
+    assert hypervolume([[0.5, 0.5], [-1e9, -1e9]]) == pytest.approx(0.25)
+    assert hypervolume(np.empty((0, 2))) == 0.0
+
+
+def test_the_highest_mean_comes_first_and_ties_keep_their_order():
+    F = np.array([[0.2, 0.9], [0.6, 0.6], [0.9, 0.3], [0.3, 0.9]])
+    assert best_first(F).tolist() == [1, 2, 3, 0]  # means 0.55, 0.6, 0.6, 0.6: ties stay in order
+
+
+@pytest.mark.parametrize("n_obj", [2, 3, 5])
+def test_the_pareto_plot_is_drawn_for_any_number_of_objectives(tmp_path, n_obj):
+    rng = np.random.default_rng(0)
+    values = rng.random((20, n_obj))
+    plot_front(values, values[:4], [f"task{j}" for j in range(n_obj)], tmp_path)
+    assert (tmp_path / "pareto.png").stat().st_size > 5000

@@ -27,12 +27,15 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
                                      # score a generation in parallel (pip install 'merge3[ray]')
     select: {top: 8, fitness: [{task: arc_challenge, metric: acc, estimator: null}]}  # optional
     space: params                    # params (the numbers above) | depth (stack whole layers; no search)
+                                     # | lfs (a method per layer group: a mergekit-multi recipe; no search)
   Unknown fields, misspelt parameters and algorithm options, out-of-range values and missing models
   are refused before anything runs, naming the file and field (exit 2).
 
-outputs in --out: best.yaml (for mergekit-yaml), history.jsonl, summary.json, fitness.png,
-  checkpoint.json (every generation), pareto/ + pareto.png (several objectives), selection.jsonl
-  (select stage), best_model/ (--save-model), failures.log (tracebacks of failed candidates).
+outputs in --out: best.yaml (for mergekit-yaml; with space lfs a recipe for mergekit-multi, the
+  command in its header), history.jsonl, summary.json, fitness.png, checkpoint.json (every
+  generation), pareto/ + pareto.png (several objectives), selection.jsonl (select stage),
+  best_model/ (--save-model), failures.log (tracebacks of failed candidates), evolve.log (what
+  lm-eval, transformers and mergekit print: their progress bars and warnings).
   Several objectives: best.yaml is the Pareto point with the highest mean (pareto/point000.yaml), and
   the front's hypervolume after each generation is in history.jsonl, checkpoint.json, summary.json.
 
@@ -82,10 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(space.describe())
             return 0
+        from merge3_plugin.console import libraries_to_log
+
         from .run import run
 
-        summary = run(config, args.out, resume=args.resume, save_model=args.save_model, progress=not args.quiet,
-                      manager=manager)
+        args.out.mkdir(parents=True, exist_ok=True)  # claimed above: as the run itself would make it
+        with libraries_to_log(args.out / "evolve.log") as console:  # one bar on the console
+            summary = run(config, args.out, resume=args.resume, save_model=args.save_model,
+                          progress=not args.quiet, manager=manager, console=console)
         print(closing_line(summary))
         print(f"after {summary['candidates_this_run']} candidates "
               f"({summary['evaluated_this_run']} evaluated now, {summary['replayed_from_history']} from an earlier "

@@ -68,3 +68,16 @@ def copy_tokenizer(merge: dict, out: str) -> None:
     from mergekit.options import MergeOptions
 
     _copy_tokenizer(MergeConfiguration.model_validate(copy.deepcopy(merge)), out, options=MergeOptions())
+
+
+def weight_names(arch_info, model_config) -> tuple[list[str], Callable[[int], list[str]], list[str]]:
+    """The output tensor names mergekit's planner gives one model: (before the layers, those of layer i,
+    after the layers), each list in the planner's order. Models of one module only (language models;
+    mergekit itself refuses slices on several modules)."""
+    from mergekit.architecture.base import ConfiguredModelArchitecture
+
+    if len(arch_info.modules) != 1:
+        raise ValueError(f"layer stacking needs a model of one module; this one has {', '.join(arch_info.modules)}")
+    module = ConfiguredModelArchitecture(info=arch_info, config=model_config).get_module(next(iter(arch_info.modules)))
+    return ([w.name for w in module.pre_weights()], lambda i: [w.name for w in module.layer_weights(i)],
+            [w.name for w in module.post_weights()])

@@ -18,7 +18,8 @@ import torch
 
 from merge3_plugin.crashpoints import crash_point
 
-from .compat import gather_key, model_configs_memoised, plan_merge, tensor_versions
+from .compat import gather_key, model_configs_memoised, plan_merge, tensor_versions, weight_names
+from .recipe import is_recipe, stacked_parts
 
 # mergekit methods that draw random masks (torch's global generator, seeded by --random-seed)
 RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
@@ -42,6 +43,8 @@ class InMemoryMerger:
         self.arch_info = get_architecture_info(config, self.options)
         self.random_seed = random_seed  # for dare_*/della: the same masks as `mergekit-yaml --random-seed`
         self._config_cache: dict = {}
+        self._first_model = config.referenced_models()[0]
+        self._names = None  # compat.weight_names of the inputs' architecture, for recipes
         self.placement = InputPlacement.choose(config, self.device, cache_inputs)
         if not self.placement.cached:
             _log.warning("merge inputs: %s", self.placement.describe())
@@ -57,9 +60,11 @@ class InMemoryMerger:
         """The merged state dict for a plain mergekit config (names as mergekit writes them)."""
         return dict(self.merged_tensors(config_dict))
 
-    def merged_tensors(self, config_dict: dict):
+    def merged_tensors(self, config_dict: dict, only: dict[str, str] | None = None):
         """(name, tensor) for each merged tensor, as mergekit's executor finishes it; the caller
-        decides where each goes (a dict, or straight into a live model: no second full copy)."""
+        decides where each goes (a dict, or straight into a live model: no second full copy).
+        `only`: merge just these tensors (mergekit's name -> the name to give it); the rest of the
+        config's tensors are not computed."""
         from mergekit.common import dtype_from_name
         from mergekit.config import MergeConfiguration
 
@@ -68,6 +73,8 @@ class InMemoryMerger:
         # models); the inputs do not change during a run, so each is read once
         with model_configs_memoised(self._config_cache):
             planned = plan_merge(config, self.arch_info, self.options)
+        if only is not None:
+            planned = [(weight, task) for weight, task in planned if weight.name in only]
         by_task = {task: weight for weight, task in planned}
         executor = self._executor(list(by_task))
         if self.random_seed is not None:  # as run_merge does before executing (masks drawn in task order)
@@ -79,7 +86,8 @@ class InMemoryMerger:
             if value is None:
                 continue  # an optional tensor that no input has
             dtype = weight.force_dtype or config.out_dtype
-            yield weight.name, value.to(dtype=dtype_from_name(dtype)) if dtype else value
+            name = weight.name if only is None else only[weight.name]
+            yield name, value.to(dtype=dtype_from_name(dtype)) if dtype else value
         self._check_inputs_untouched()
 
     def _check_inputs_untouched(self) -> None:
@@ -120,14 +128,16 @@ class InMemoryMerger:
         handles = [universe.add_task(t) for t in targets]
         return Executor(targets=handles, math_device=device, storage_device=device, cached_values=cached)
 
-    def merge_into(self, model: torch.nn.Module, config_dict: dict) -> float:
-        """Merge into `model` in place, each tensor copied into its parameter as soon as it is
-        merged (so the merge never holds a whole second model); returns the seconds spent."""
+    def merge_into(self, model: torch.nn.Module, candidate: dict | list) -> float:
+        """Merge a candidate (a mergekit config, or a recipe of several: see recipe.py) into `model` in
+        place, each tensor copied into its parameter as soon as it is merged (so the merge never holds a
+        whole second model); returns the seconds spent."""
         start = time.perf_counter()
         targets = model.state_dict(keep_vars=True)
         written = set()
+        tensors = self.recipe_tensors(candidate) if is_recipe(candidate) else self.merged_tensors(candidate)
         with torch.no_grad():
-            for name, value in self.merged_tensors(config_dict):
+            for name, value in tensors:
                 target = targets.get(name)
                 if target is None:
                     raise RuntimeError(f"merged tensors do not fit the model: unexpected {name}")
@@ -143,6 +153,33 @@ class InMemoryMerger:
         if missing:
             raise RuntimeError(f"merged tensors do not fit the model: missing {missing[:3]}")
         return time.perf_counter() - start
+
+
+    def recipe_tensors(self, recipe: list[dict]):
+        """(name, tensor) of a recipe whose final config stacks its stages' layers (recipe.py): each stage
+        merges only the tensors the final model takes from it, renamed to their place there, then cast
+        as mergekit-multi's files would be: saved at the stage's out_dtype (else as merged), loaded at the
+        final config's dtype, saved at its out_dtype."""
+        from mergekit.common import dtype_from_name
+
+        parts, final = stacked_parts(recipe)
+        if self._names is None:
+            with model_configs_memoised(self._config_cache):
+                self._names = weight_names(self.arch_info, self._first_model.config())
+        before, layer, after = self._names
+        load = dtype_from_name(final.get("dtype")) if final.get("dtype") else None
+        save = dtype_from_name(final.get("out_dtype")) if final.get("out_dtype") else None
+        for part in parts:
+            only = {}
+            for i in range(part.stop - part.start):
+                only.update(zip(layer(part.start + i), layer(part.offset + i), strict=True))
+            if part.embeddings:
+                only.update((name, name) for name in before)
+            if part.head:
+                only.update((name, name) for name in after)
+            for name, value in self.merged_tensors(part.stage, only):
+                value = value.to(dtype=load) if load is not None else value
+                yield name, value.to(dtype=save) if save is not None else value
 
 
 def _input_tasks(targets: list) -> list:

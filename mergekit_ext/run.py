@@ -21,6 +21,7 @@ from merge3_plugin.files import write_atomic
 from .compat import copy_tokenizer
 from .config import EvolveConfig
 from .inmemory import RANDOM_METHODS
+from .recipe import is_recipe, recipe_command
 from .search import MergeSearch, config_hash
 
 
@@ -39,8 +40,9 @@ def _termination(budget):
 
 
 def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool = False, progress: bool = True,
-        manager=None) -> dict:
-    """The whole run; `manager`: lm-eval's task index if the caller built it (and checked names on it)."""
+        manager=None, console=None) -> dict:
+    """The whole run; `manager`: lm-eval's task index if the caller built it (and checked names on it);
+    `console`: where the progress bars go (default sys.stderr)."""
     from pymoo.optimize import minimize
     from tqdm import tqdm
 
@@ -54,7 +56,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     pop_size = (evolve.algorithm.model_extra or {}).get("pop_size")
     if total is None and evolve.budget.generations and pop_size:
         total = evolve.budget.generations * int(pop_size)  # about: for the progress bar's ETA
-    bar = tqdm(total=total, desc="evolve", unit="cand", disable=not progress)
+    bar = tqdm(total=total, desc="evolve", unit="cand", disable=not progress, file=console)
     best = [-np.inf]
 
     def tick(objectives):
@@ -81,7 +83,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
-        selection = _select(config, search, X, F, progress) if evolve.select else None
+        selection = _select(config, search, X, F, progress, console) if evolve.select else None
     finally:
         bar.close()
         search.close()  # the backend's workers (Ray actors) go, also on an error
@@ -95,7 +97,8 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     return _write_outputs(config, search, X, F, selection, out, started, save_model)
 
 
-def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, progress: bool) -> dict:
+def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, progress: bool,
+            console=None) -> dict:
     """Multi-fidelity: score the best candidates again with evolve.select.fitness, choose on that.
 
     One objective: the `top` distinct candidates of the whole history by search fitness. Several: the
@@ -114,7 +117,7 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
         searched = np.array([r["objectives"] for r in picks])
     else:
         candidates, searched = X[:top], F[:top]
-    with tqdm(total=len(candidates), desc="select", unit="cand", disable=not progress) as bar:
+    with tqdm(total=len(candidates), desc="select", unit="cand", disable=not progress, file=console) as bar:
         records = search.rescore(candidates, tick=lambda: bar.update(1))
     kept = [i for i, r in enumerate(records) if not r.get("failed")]  # a failed re-score is not chosen
     if not kept:
@@ -139,12 +142,19 @@ def _write_json(path: Path, data) -> None:
     write_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
-def _write_yaml(path: Path, config: dict, header: str = "") -> None:
-    write_atomic(path, header + yaml.safe_dump(config, sort_keys=False))
+def _write_yaml(path: Path, candidate: dict | list, header: str = "") -> None:
+    """A candidate as mergekit reads it: one config, or a recipe's configs as the documents of one file."""
+    if is_recipe(candidate):
+        write_atomic(path, header + yaml.safe_dump_all(candidate, sort_keys=False))
+    else:
+        write_atomic(path, header + yaml.safe_dump(candidate, sort_keys=False))
 
 
-def reproduce_command(config: EvolveConfig, yaml_name: str) -> str:
-    """The mergekit-yaml line that rebuilds a candidate exactly (random methods need the run's seed)."""
+def reproduce_command(config: EvolveConfig, yaml_name: str, candidate: dict | list | None = None) -> str:
+    """The line that rebuilds a candidate exactly: mergekit-yaml for one config, mergekit-multi for a
+    recipe (random methods need the run's seed)."""
+    if is_recipe(candidate):
+        return recipe_command(yaml_name)
     seed = f" --random-seed {config.evolve.seed}" if config.method in RANDOM_METHODS else ""
     return f"mergekit-yaml {yaml_name} ./merged{seed}"
 
@@ -152,7 +162,8 @@ def reproduce_command(config: EvolveConfig, yaml_name: str) -> str:
 def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, selection: dict | None,
                    out: Path, started: float, save_model: bool):
     best_config = search.space.to_config(X[0])
-    header = f"# mergekit-evolve-lite {config.path.name}: rebuild with `{reproduce_command(config, 'THIS.yaml')}`\n"
+    command = reproduce_command(config, "THIS.yaml", best_config)
+    header = f"# mergekit-evolve-lite {config.path.name}: rebuild with `{command}`\n"
     _write_yaml(out / "best.yaml", best_config, header)
     if F.shape[1] > 1:
         shutil.rmtree(out / "pareto", ignore_errors=True)  # a resumed run may end with fewer points
@@ -170,7 +181,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "replayed_from_history": search.replayed, "repeated_this_run": search.repeated,
         "objective_names": objective_names(config), "best_objectives": F[0].tolist(),
         "best_config_hash": config_hash(best_config),
-        "reproduce": reproduce_command(config, str(out / "best.yaml")),
+        "reproduce": reproduce_command(config, str(out / "best.yaml"), best_config),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
         "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,

@@ -2,7 +2,8 @@
 
 Registered by the `merge3` entry point in pyproject.toml, exactly as a third-party plugin would
 register its own: `evolve.space` picks one by name. `params`: the numbers of the mergekit config
-(per layer group and parameter set); `depth`: which layer of which model fills each layer slot.
+(per layer group and parameter set); `depth`: which layer of which model fills each layer slot;
+`lfs`: a merge method per layer group, with its hyperparameters per parameter set.
 `evolve.eval.backend` picks where candidates are scored: `serial` (this process) or `ray` (workers).
 """
 
@@ -15,8 +16,9 @@ from merge3_plugin.hookspecs import hookimpl
 def merge3_search_spaces():
     from .depth import DepthSpace
     from .genes import GeneSpace
+    from .lfs import LayerFusionSpace
 
-    return {"params": GeneSpace, "depth": DepthSpace}
+    return {"params": GeneSpace, "depth": DepthSpace, "lfs": LayerFusionSpace}
 
 
 @hookimpl

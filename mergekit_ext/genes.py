@@ -92,7 +92,7 @@ class GeneSpace:
             slots.setdefault((gene.param, gene.model), {}).setdefault(gene.filter, [0.0] * self.groups)
             slots[(gene.param, gene.model)][gene.filter][gene.group] = round(float(value), 6)
         for (param, owner), by_filter in slots.items():
-            entry = _value(by_filter, self.filters)
+            entry = filtered_value(by_filter, self.filters)
             if owner is None:
                 merge.setdefault("parameters", {})
                 merge["parameters"] = dict(merge["parameters"] or {})
@@ -156,7 +156,7 @@ class GeneSpace:
         return "\n".join(lines)
 
 
-def _value(by_filter: dict[str, list[float]], filters: list[str]):
+def filtered_value(by_filter: dict[str, list[float]], filters: list[str]):
     """mergekit's value syntax: a number, a gradient list over layers, or filter entries (first match wins)."""
     def one(values: list[float]):
         return values[0] if len(values) == 1 else values

@@ -40,7 +40,7 @@ import numpy as np
 from merge3_plugin.errors import UserError
 
 from .config import EvolveConfig
-from .genes import REST, _value
+from .genes import REST, filtered_value
 
 METHODS = ("linear", "task_arithmetic", "ties", "slerp")
 NEEDS_BASE = ("task_arithmetic", "ties")
@@ -162,7 +162,8 @@ class LayerFusionSpace:
 
     def _stage(self, method: str, start: int, stop: int, get) -> dict:
         def per_set(param, model=None, transform=lambda v: v):
-            return _value({flt: [round(float(transform(get(param, flt, model))), 6)] for flt in self.sets}, self.sets)
+            by_set = {flt: [round(float(transform(get(param, flt, model))), 6)] for flt in self.sets}
+            return filtered_value(by_set, self.sets)
 
         def source(path, parameters=None):
             entry = {"model": path, "layer_range": [start, stop]}
@@ -181,7 +182,7 @@ class LayerFusionSpace:
                  for flt in self.sets}
             sources = [source(self.pool[first]), source(self.pool[second])]
             stage["base_model"] = self.pool[first]
-            stage["parameters"] = {"t": _value(t, self.sets)}
+            stage["parameters"] = {"t": filtered_value(t, self.sets)}
         else:  # task arithmetic, ties: deltas from the base model, each model at its own weight
             sources = []
             for i, path in enumerate(self.pool):

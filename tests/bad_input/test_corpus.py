@@ -66,6 +66,18 @@ def _edit(path: str, value):
 
 DELETE = object()
 
+
+def _lfs(options: dict | None = None, keep_search: bool = False, edit=None):
+    """An edit that turns the good config into a layer-wise fusion (space: lfs) one, then applies `edit`."""
+    def apply(config: dict) -> None:
+        config["evolve"]["space"] = "lfs"
+        config["evolve"]["space_options"] = options or {}
+        if not keep_search:
+            del config["evolve"]["search"]
+        if edit:
+            edit(config)
+    return apply
+
 # id -> (edit of the good config, or raw text for the file; words the message must contain)
 EVOLVE_CASES = {
     "malformed YAML": ("merge_method: [ties\nevolve: {", ["not valid YAML"]),
@@ -107,6 +119,13 @@ EVOLVE_CASES = {
     "no budget": (_edit("evolve.budget", DELETE), ["field 'evolve.budget'"]),
     "an empty budget": (_edit("evolve.budget", {}), ["evolve.budget", "at least one of"]),
     "an unknown search space": (_edit("evolve.space", "lfss"), ["field 'evolve.space'"]),
+    "lfs with searched ranges": (_lfs(keep_search=True), ["field 'evolve.search'", "lfs space"]),
+    "an unknown lfs method": (_lfs({"methods": ["linear", "dare"]}),
+                              ["field 'evolve.space_options.methods'", "'dare'"]),
+    "more lfs groups than layers": (_lfs({"groups": 9}), ["field 'evolve.space_options.groups'", "[1, 4]"]),
+    "an unknown lfs option": (_lfs({"group": 2}), ["field 'evolve.space_options.group'", "groups"]),
+    "lfs ties without a base model": (_lfs({"methods": ["ties"]}, edit=lambda c: c.pop("base_model")),
+                                      ["field 'base_model'", "ties", "needs a base model"]),
     "a device torch does not have": (_edit("evolve.eval", {"device": "gpu0"}), ["field 'evolve.eval.device'"]),
     "an unknown eval backend": (_edit("evolve.eval", {"backend": "rey"}),
                                 ["field 'evolve.eval.backend'", "did you mean 'ray'"]),

@@ -293,7 +293,7 @@ def test_a_search_space_plugin_is_chosen_by_name(tiny_world, tmp_path, capsys):
     path = write(tmp_path, tiny_world, EVOLVE.replace("evolve:\n", "evolve:\n  space: one-scale\n"
                                                       f"  include_path: [{shipped_tasks_dir()}]\n"
                                                       "  include_defaults: false\n"))
-    with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: depth, params"):
+    with pytest.raises(UserError, match="'evolve.space': unknown search space 'one-scale'; available: depth, lfs, params"):
         load_config(path)
     plugin_manager().register(Plugin(), name="one-scale-test")
     try:
@@ -389,7 +389,8 @@ def test_the_params_space_needs_something_to_search(tiny_world, tmp_path):
         space_for(load_config(path))
 
 
-@pytest.mark.parametrize("name", ["cross_lingual.yaml", "pareto_math_lang.yaml", "depth_stack.yaml"])
+@pytest.mark.parametrize("name", ["cross_lingual.yaml", "pareto_math_lang.yaml", "depth_stack.yaml",
+                                  "layer_fusion.yaml"])
 def test_the_examples_are_valid_configs(tiny_world, tmp_path, name):
     """Each example, with the toy world's paths filled in as its header says, passes every check and
     has genes (here on tiny random Llamas with the same names and depth)."""

@@ -6,8 +6,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 
@@ -279,3 +282,45 @@ def test_a_depth_search_runs_end_to_end(setup, micro_zoo, tmp_path):
     assert summary["candidates_this_run"] == checkpoint["candidates"] == 8
     assert summary["evaluated_this_run"] == len(history) and summary["replayed_from_history"] == 0
     assert summary["evaluated_this_run"] + summary["repeated_this_run"] == 8
+
+
+def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup, micro_zoo, tmp_path):
+    """`space: lfs` through the CLI (examples/layer_fusion.yaml, smaller; issue #14): best.yaml is a recipe
+    whose own header command (stock mergekit-multi) rebuilds --save-model's weights bit for bit; the warm
+    start's rows are scored first; the console shows merge3's bar only, the libraries' output is in evolve.log."""
+    from safetensors.torch import load_file
+
+    from .evolve_helpers import example_config
+
+    root, _ = setup
+    path = example_config("layer_fusion.yaml", micro_zoo, root / "tasks", tmp_path, {
+        "pop_size: 16": "pop_size: 6", "evaluations: 96": "evaluations: 8"})
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "mergekit_ext.cli", str(path), "--out", str(out), "--save-model"],
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    shown = [part for part in run.stderr.replace("\r", "\n").split("\n") if part.strip()]
+    assert shown and all(part.startswith("evolve:") for part in shown), shown[:5]
+    assert (out / "evolve.log").stat().st_size > 0 and "best.yaml: merge3_toy_math_l2" in run.stdout
+
+    text = (out / "best.yaml").read_text()
+    docs = list(yaml.safe_load_all(text))
+    assert [d.get("name") for d in docs] == ["lfs-group0", "lfs-group1", "lfs-group2", "lfs-group3", None]
+    command = text.splitlines()[0].split("`")[1].replace("THIS.yaml", str(out / "best.yaml"))
+    assert command.startswith("mergekit-multi ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["reproduce"].startswith("mergekit-multi ")
+    script = str(Path(sys.executable).with_name("mergekit-multi"))
+    rebuilt = subprocess.run([script, *command.split()[1:]], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    ours = load_file(out / "best_model" / "model.safetensors")
+    theirs = load_file(tmp_path / "merged" / "model.safetensors")
+    assert set(ours) == set(theirs)
+    assert all(torch.equal(ours[k].view(torch.int32), theirs[k].view(torch.int32)) for k in ours)
+
+    from mergekit_ext.config import load_config
+    from mergekit_ext.lfs import LayerFusionSpace
+
+    rows = LayerFusionSpace(load_config(path)).warm_start()
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert np.allclose([r["genes"] for r in history[:len(rows)]], rows)

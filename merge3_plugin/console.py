@@ -6,7 +6,7 @@ search they bury the one bar that matters. While a long job runs, file descripto
 Python's sys.stdout/sys.stderr) point at a log file, so C extensions, logging handlers made
 earlier and child processes land there too; the job's own bar and messages write to the terminal
 stream this hands out. Everything is put back on the way out, also on an error, so error messages
-and tracebacks reach the terminal.
+and tracebacks reach the terminal; a log that stayed empty is removed.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def libraries_to_log(path: Path) -> Iterator[IO[str]]:
     """Inside, everything printed goes to `path` (appended); yields a stream to the real terminal."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
+    path = Path(path)
+    existed = path.exists()
     saved = {fd: os.dup(fd) for fd in (1, 2)}
     terminal = os.fdopen(os.dup(2), "w", encoding="utf-8", errors="replace", buffering=1)
     log = open(path, "a", encoding="utf-8", errors="replace", buffering=1)
@@ -40,3 +42,5 @@ def libraries_to_log(path: Path) -> Iterator[IO[str]]:
             os.close(copy)
         terminal.close()
         log.close()
+        if not existed and path.stat().st_size == 0:  # nothing was said: no empty file left behind
+            path.unlink()

@@ -1,4 +1,4 @@
-"""Every use of a private or fragile mergekit (and torch) API, in one place.
+"""Every use of a private or fragile mergekit (and torch, transformers) API, in one place.
 
 mergekit 0.1.5 has no public way to plan a merge in memory (`MergePlanner.plan_in_memory()` is
 broken there), to read a plan's (weight, task) pairs, to build the output model's config, or to
@@ -81,3 +81,24 @@ def weight_names(arch_info, model_config) -> tuple[list[str], Callable[[int], li
     module = ConfiguredModelArchitecture(info=arch_info, config=model_config).get_module(next(iter(arch_info.modules)))
     return ([w.name for w in module.pre_weights()], lambda i: [w.name for w in module.layer_weights(i)],
             [w.name for w in module.post_weights()])
+
+
+def set_depth(model, depth: int, pool: list) -> None:
+    """Make a transformers decoder-only model run the first `depth` of the layers in `pool` (all it was
+    built with): its layer list and config.num_hidden_layers (and layer_types, where the config lists
+    one) change; the weights stay where they are. transformers has no API for this."""
+    import torch
+
+    decoder = model.get_decoder()
+    if len(decoder.layers) == depth:
+        return
+    if depth > len(pool):
+        raise RuntimeError(f"a candidate {depth} layers deep does not fit the live model's {len(pool)} layers")
+    decoder.layers = torch.nn.ModuleList(pool[:depth])
+    for config in {id(c): c for c in (model.config, decoder.config)}.values():
+        types = getattr(config, "layer_types", None)
+        if isinstance(types, list):
+            if len(set(types)) > 1:
+                raise RuntimeError("layers of several types (e.g. sliding and full attention) cannot be restacked")
+            config.layer_types = types[:1] * depth
+        config.num_hidden_layers = depth

@@ -86,8 +86,9 @@ class SelectSpec(_Strict):
 
 
 class EvolveSpec(_Strict):
-    space: str = Field("params", description="search space plugin: params (the numbers of the mergekit config) "
-                                             "or depth (which layer of which model fills each layer slot)")
+    space: str = Field("params", description="search space plugin: params (the numbers of the mergekit config), "
+                                             "depth (stacks of whole layers: slots, or dis with space_options.mode) "
+                                             "or lfs (a merge method per layer group)")
     space_options: dict[str, Any] = Field(default_factory=dict, description="options of the search space")
     search: dict[str, tuple[float, float]] = Field(default_factory=dict, description=(
         "parameter -> [low, high]; only the merge method's float parameters; per-model ones (weight, density)"

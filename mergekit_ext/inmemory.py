@@ -18,7 +18,7 @@ import torch
 
 from merge3_plugin.crashpoints import crash_point
 
-from .compat import gather_key, model_configs_memoised, plan_merge, tensor_versions, weight_names
+from .compat import gather_key, model_configs_memoised, plan_merge, set_depth, tensor_versions, weight_names
 from .recipe import is_recipe, stacked_parts
 
 # mergekit methods that draw random masks (torch's global generator, seeded by --random-seed)
@@ -45,6 +45,7 @@ class InMemoryMerger:
         self._config_cache: dict = {}
         self._first_model = config.referenced_models()[0]
         self._names = None  # compat.weight_names of the inputs' architecture, for recipes
+        self._layer_pools: dict = {}  # id(live model) -> every layer it was built with (compat.set_depth)
         self.placement = InputPlacement.choose(config, self.device, cache_inputs)
         if not self.placement.cached:
             _log.warning("merge inputs: %s", self.placement.describe())
@@ -133,6 +134,9 @@ class InMemoryMerger:
         place, each tensor copied into its parameter as soon as it is merged (so the merge never holds a
         whole second model); returns the seconds spent."""
         start = time.perf_counter()
+        depth = output_depth(candidate)
+        if depth is not None:  # a stack of layers: the live model runs as many as the candidate has
+            set_depth(model, depth, self._layer_pools.setdefault(id(model), list(model.get_decoder().layers)))
         targets = model.state_dict(keep_vars=True)
         written = set()
         tensors = self.recipe_tensors(candidate) if is_recipe(candidate) else self.merged_tensors(candidate)
@@ -180,6 +184,15 @@ class InMemoryMerger:
             for name, value in self.merged_tensors(part.stage, only):
                 value = value.to(dtype=load) if load is not None else value
                 yield name, value.to(dtype=save) if save is not None else value
+
+
+def output_depth(candidate: dict | list) -> int | None:
+    """How many layers a candidate stacks (its final config's slices), or None when it takes the inputs'."""
+    final = stacked_parts(candidate)[1] if is_recipe(candidate) else candidate
+    slices = final.get("slices")
+    if not slices:
+        return None
+    return sum(int(s["sources"][0]["layer_range"][1]) - int(s["sources"][0]["layer_range"][0]) for s in slices)
 
 
 def _input_tasks(targets: list) -> list:

@@ -67,10 +67,11 @@ def _edit(path: str, value):
 DELETE = object()
 
 
-def _lfs(options: dict | None = None, keep_search: bool = False, edit=None):
-    """An edit that turns the good config into a layer-wise fusion (space: lfs) one, then applies `edit`."""
+def _lfs(options: dict | None = None, keep_search: bool = False, edit=None, space: str = "lfs"):
+    """An edit that turns the good config into one of another space (default the layer-wise fusion one,
+    lfs), then applies `edit`."""
     def apply(config: dict) -> None:
-        config["evolve"]["space"] = "lfs"
+        config["evolve"]["space"] = space
         config["evolve"]["space_options"] = options or {}
         if not keep_search:
             del config["evolve"]["search"]
@@ -126,6 +127,10 @@ EVOLVE_CASES = {
     "an unknown lfs option": (_lfs({"group": 2}), ["field 'evolve.space_options.group'", "groups"]),
     "lfs ties without a base model": (_lfs({"methods": ["ties"]}, edit=lambda c: c.pop("base_model")),
                                       ["field 'base_model'", "ties", "needs a base model"]),
+    "an unknown depth mode": (_lfs({"mode": "stacks"}, space="depth"),
+                              ["field 'evolve.space_options.mode'", "'stacks'"]),
+    "a dis depth cap below the models' depth": (_lfs({"mode": "dis", "max_depth": 2}, space="depth"),
+                                                ["field 'evolve.space_options.max_depth'", "base's 4"]),
     "a device torch does not have": (_edit("evolve.eval", {"device": "gpu0"}), ["field 'evolve.eval.device'"]),
     "an unknown eval backend": (_edit("evolve.eval", {"backend": "rey"}),
                                 ["field 'evolve.eval.backend'", "did you mean 'ray'"]),

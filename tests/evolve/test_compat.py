@@ -93,3 +93,53 @@ def test_tokenizer_files_are_copied_byte_for_byte_from_the_donor(tiny_world, tmp
                     "models": [{"model": str(tmp_path / "donor")}]}, str(tmp_path / "out"))
     assert {name: (tmp_path / "out" / name).read_text() for name in files} == files
 
+
+
+def test_weight_names_are_the_planners_names_for_before_each_layer_and_after(tiny_world):
+    from mergekit.common import ModelReference
+
+    from mergekit_ext.compat import weight_names
+
+    planned = _plan(tiny_world)
+    arch_info = _arch_info(tiny_world)
+    before, layer, after = weight_names(arch_info, ModelReference.model_validate(
+        str(tiny_world.model_path("base"))).config())
+    names = [w.name for w, _ in planned]
+    assert names == before + [n for i in range(4) for n in layer(i)] + after
+    assert all(".layers.2." in n for n in layer(2)) and before and after
+
+
+def _arch_info(tiny_world):
+    from mergekit.architecture import get_architecture_info
+    from mergekit.config import MergeConfiguration
+    from mergekit.options import MergeOptions
+
+    config = MergeConfiguration.model_validate({"merge_method": "linear", "dtype": "float32", "models": [
+        {"model": str(tiny_world.model_path("base")), "parameters": {"weight": 1.0}}]})
+    return get_architecture_info(config, MergeOptions())
+
+
+def test_set_depth_runs_the_first_layers_of_the_pool_as_a_model_built_that_deep(tiny_world):
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from mergekit_ext.compat import set_depth
+
+    deep = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32).eval()
+    pool = list(deep.get_decoder().layers)
+    set_depth(deep, 2, pool)
+    shape = copy.deepcopy(deep.config)
+    assert shape.num_hidden_layers == 2 and len(deep.get_decoder().layers) == 2
+    shallow = AutoModelForCausalLM.from_config(shape, dtype=torch.float32).eval()
+    shallow.load_state_dict(deep.state_dict())  # strict: the same names, only 2 layers
+    tokens = torch.tensor([[3, 1, 4, 1, 5, 9]])
+    with torch.no_grad():
+        assert torch.equal(deep(tokens).logits, shallow(tokens).logits)
+        assert torch.equal(deep.generate(tokens, max_new_tokens=3, do_sample=False),
+                           shallow.generate(tokens, max_new_tokens=3, do_sample=False))
+    set_depth(deep, 4, pool)
+    assert deep.config.num_hidden_layers == 4 and len(deep.state_dict()) > len(shallow.state_dict())
+    with pytest.raises(RuntimeError, match="does not fit"):
+        set_depth(deep, 5, pool)

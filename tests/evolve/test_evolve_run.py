@@ -324,3 +324,32 @@ def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup
     rows = LayerFusionSpace(load_config(path)).warm_start()
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert np.allclose([r["genes"] for r in history[:len(rows)]], rows)
+
+
+def test_a_dis_search_runs_end_to_end_and_mergekit_yaml_rebuilds_its_best(setup, micro_zoo, tmp_path):
+    """`space: depth` with `mode: dis` through the CLI (issue #14): candidates 4 or 5 layers deep on one live
+    model; best.yaml (a passthrough stack) rebuilt by stock mergekit-yaml equals --save-model's weights."""
+    from safetensors.torch import load_file
+
+    from .evolve_helpers import example_config
+
+    root, _ = setup
+    path = example_config("depth_stack.yaml", micro_zoo, root / "tasks", tmp_path, {
+        "space_options: {slots: 6}": "space_options: {mode: dis}\n  warm_start: true",
+        "merge_method: passthrough": f"merge_method: passthrough\nbase_model: {micro_zoo.root / 'models' / 'base'}",
+        "pop_size: 16": "pop_size: 6", "evaluations: 96": "evaluations: 8"})
+    out = tmp_path / "out"
+    run = evolve(path, "--out", out, "--save-model")
+    assert run.returncode == 0, run.stderr[-3000:]
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert len(history) >= 4 and all(0 <= r["objectives"][0] <= 1 for r in history)
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert best["merge_method"] == "passthrough" and 4 <= len(best["slices"]) <= 5
+    script = str(Path(sys.executable).with_name("mergekit-yaml"))
+    rebuilt = subprocess.run([script, str(out / "best.yaml"), str(tmp_path / "merged")], capture_output=True,
+                             text=True, timeout=600)
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    ours, theirs = load_file(out / "best_model" / "model.safetensors"), load_file(tmp_path / "merged" / "model.safetensors")
+    assert set(ours) == set(theirs) and all(torch.equal(ours[k], theirs[k]) for k in ours)
+    saved = json.loads((out / "best_model" / "config.json").read_text())
+    assert saved["num_hidden_layers"] == len(best["slices"])

@@ -50,15 +50,39 @@ def test_slerp_starts_at_its_t_and_both_ends(tiny_world, tmp_path):
     assert rows[:, 0].tolist() == pytest.approx([0.3, 0.0, 1.0])
 
 
-def test_the_depth_space_has_no_warm_start(tiny_world, tmp_path):
+def test_the_depth_space_starts_from_each_model_and_a_space_without_rows_is_refused(tiny_world, tmp_path):
+    """slots: each model's own layers in order (wrapping round past its depth); a plugin space with no
+    warm_start() is refused at config load, naming the field."""
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+    from merge3_plugin.hookspecs import hookimpl
+    from merge3_plugin.plugins import plugin_manager
 
-    path = example_config("depth_stack.yaml", tiny_world, shipped_tasks_dir(), tmp_path)
+    path = example_config("depth_stack.yaml", tiny_world, shipped_tasks_dir(), tmp_path)  # 6 slots, 4 layers
     config = yaml.safe_load(path.read_text())
     config["evolve"]["warm_start"] = True
     path.write_text(yaml.safe_dump(config))
-    with pytest.raises(UserError, match=r"field 'evolve.warm_start': the depth space has no warm start"):
-        load_config(path)
+    space = space_for(load_config(path))
+    layers = [[space.choices(row)[k][1] for k in range(6)] for row in space.warm_start()]
+    models = [{path for path, _ in space.choices(row)} for row in space.warm_start()]
+    assert layers == [[0, 1, 2, 3, 0, 1]] * 2 and [len(m) for m in models] == [1, 1] and models[0] != models[1]
+
+    class NoRows:
+        def __init__(self, config):
+            self.dims = 1
+
+    class Plugin:
+        @hookimpl
+        def merge3_search_spaces(self):
+            return {"no-rows": NoRows}
+
+    config["evolve"]["space"] = "no-rows"
+    path.write_text(yaml.safe_dump(config))
+    plugin_manager().register(Plugin(), name="no-rows-test")
+    try:
+        with pytest.raises(UserError, match=r"field 'evolve.warm_start': the no-rows space has no warm start"):
+            load_config(path)
+    finally:
+        plugin_manager().unregister(name="no-rows-test")
 
 
 def test_a_warm_started_run_scores_the_config_and_the_endpoints_first(micro_zoo, tmp_path):

@@ -40,7 +40,7 @@ class SearchSpace(Protocol):
 
     dims: int
 
-    def to_config(self, x: np.ndarray) -> dict: ...
+    def to_config(self, x: np.ndarray) -> dict | list: ...  # a mergekit config, or a recipe of several
 
     def describe(self) -> str: ...
 

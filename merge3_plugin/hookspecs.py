@@ -45,12 +45,15 @@ def merge3_estimators() -> Mapping[str, Callable[..., Any]]:
 
 @hookspec
 def merge3_search_spaces() -> Mapping[str, Callable[..., Any]]:
-    """Merge search spaces by name (``params``: the numbers of a mergekit config; LFS, DIS, ...).
+    """Merge search spaces by name (``params``: the numbers of a mergekit config; ``depth``: stacks of
+    layers, slots or DIS; ``lfs``: a merge method per layer group).
 
     Each is called as ``space(config)`` with a validated ``mergekit_ext.config.EvolveConfig`` and
-    returns an object with ``dims`` (the number of genes, each in [0, 1]), ``to_config(x) -> dict``
-    (a plain mergekit config for genes ``x``, which the in-memory merger and `mergekit-yaml` run)
-    and ``describe() -> str`` (what `--dry-run` prints). ``evolve.space`` picks one by name.
+    returns an object with ``dims`` (the number of genes, each in [0, 1]), ``to_config(x)`` (a plain
+    mergekit config for genes ``x``, which the in-memory merger and `mergekit-yaml` run, or a recipe:
+    a list of configs for `mergekit-multi` whose last stacks named stages, see mergekit_ext/recipe.py)
+    and ``describe() -> str`` (what `--dry-run` prints); optionally ``warm_start()`` (first-generation
+    rows). ``evolve.space`` picks one by name.
     """
 
 

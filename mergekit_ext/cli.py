@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -91,8 +92,14 @@ def main(argv: list[str] | None = None) -> int:
 
         args.out.mkdir(parents=True, exist_ok=True)  # claimed above: as the run itself would make it
         with libraries_to_log(args.out / "evolve.log") as console:  # one bar on the console
-            summary = run(config, args.out, resume=args.resume, save_model=args.save_model,
-                          progress=not args.quiet, manager=manager, console=console)
+            ours = logging.StreamHandler(console)  # merge3's own warnings stay on the console
+            ours.setLevel(logging.WARNING)
+            logging.getLogger("mergekit_ext").addHandler(ours)
+            try:
+                summary = run(config, args.out, resume=args.resume, save_model=args.save_model,
+                              progress=not args.quiet, manager=manager, console=console)
+            finally:
+                logging.getLogger("mergekit_ext").removeHandler(ours)
         print(closing_line(summary))
         print(f"after {summary['candidates_this_run']} candidates "
               f"({summary['evaluated_this_run']} evaluated now, {summary['replayed_from_history']} from an earlier "

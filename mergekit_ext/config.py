@@ -240,8 +240,8 @@ def _check_compatible_models(path: Path, merge: dict, evolve: "EvolveSpec") -> N
     otherwise mergekit fails on the first candidate, deep in a traceback, or merges nonsense."""
     import json
 
-    fields = SHAPE_FIELDS + (() if evolve.space == "depth" or merge.get("merge_method") == "passthrough"
-                             else ("num_hidden_layers",))
+    stacks = evolve.space == "depth" or (evolve.space == "params" and merge.get("merge_method") == "passthrough")
+    fields = SHAPE_FIELDS + (() if stacks else ("num_hidden_layers",))
     first = None
     for where, model in _model_paths(merge):
         config = json.loads((Path(model).expanduser() / "config.json").read_text())

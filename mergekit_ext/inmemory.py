@@ -57,9 +57,12 @@ class InMemoryMerger:
         for model in config.referenced_models():
             self.loader_cache.get(model)
 
-    def merge(self, config_dict: dict) -> dict[str, torch.Tensor]:
-        """The merged state dict for a plain mergekit config (names as mergekit writes them)."""
-        return dict(self.merged_tensors(config_dict))
+    def merge(self, candidate: dict | list) -> dict[str, torch.Tensor]:
+        """The merged state dict of a candidate (names as mergekit writes them)."""
+        return dict(self._tensors(candidate))
+
+    def _tensors(self, candidate: dict | list):
+        return self.recipe_tensors(candidate) if is_recipe(candidate) else self.merged_tensors(candidate)
 
     def merged_tensors(self, config_dict: dict, only: dict[str, str] | None = None):
         """(name, tensor) for each merged tensor, as mergekit's executor finishes it; the caller
@@ -139,16 +142,26 @@ class InMemoryMerger:
             set_depth(model, depth, self._layer_pools.setdefault(id(model), list(model.get_decoder().layers)))
         targets = model.state_dict(keep_vars=True)
         written = set()
-        tensors = self.recipe_tensors(candidate) if is_recipe(candidate) else self.merged_tensors(candidate)
+        storage: dict[int, str] = {}  # data_ptr -> the name first written there (tied tensors share one)
         with torch.no_grad():
-            for name, value in tensors:
+            for name, value in self._tensors(candidate):
                 target = targets.get(name)
                 if target is None:
                     raise RuntimeError(f"merged tensors do not fit the model: unexpected {name}")
                 if target.shape != value.shape:
                     raise RuntimeError(f"merged tensors do not fit the model: {name} is {tuple(value.shape)}, "
                                        f"the model's {tuple(target.shape)}")
+                tied = storage.get(target.data_ptr())
+                if tied is not None and tied != name:
+                    if not torch.equal(target, value.to(target.dtype)):
+                        # in a file the two would differ, and transformers would then load them untied
+                        raise RuntimeError(f"{name} and {tied} are one tied tensor in the live model, but this "
+                                           "candidate merges them differently (they come from different stages or "
+                                           "slices): untie them (tie_word_embeddings: false) in the inputs' config")
+                    written.add(name)
+                    continue
                 target.copy_(value)
+                storage[target.data_ptr()] = name
                 written.add(name)
                 if len(written) == 3:
                     crash_point("merge")  # the live model holds part of this candidate, part of the last

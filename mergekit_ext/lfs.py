@@ -93,19 +93,30 @@ class LayerFusionSpace:
             raise UserError(f"{where}.space_options.groups': a number of layer groups in [1, {config.num_layers}] "
                             f"(the models' depth), not {groups!r}")
         methods = options.get("methods", list(METHODS))
-        if not isinstance(methods, list) or not methods or len(set(methods)) != len(methods):
-            raise UserError(f"{where}.space_options.methods': a list of distinct methods among {', '.join(METHODS)}")
+        if not isinstance(methods, list) or not methods:
+            raise UserError(f"{where}.space_options.methods': a list of methods among {', '.join(METHODS)}")
         for name in methods:
-            if name not in METHODS:
+            if not isinstance(name, str) or name not in METHODS:
                 raise UserError(f"{where}.space_options.methods': {name!r} is not one of {', '.join(METHODS)}")
+        if len(set(methods)) != len(methods):
+            raise UserError(f"{where}.space_options.methods': each method once, not {methods}")
         sets = options.get("sets", ["self_attn", "mlp"])
-        if not isinstance(sets, list) or not all(isinstance(s, str) and s for s in sets):
-            raise UserError(f"{where}.space_options.sets': a list of tensor-name substrings such as self_attn, mlp")
+        if not isinstance(sets, list) or not all(isinstance(s, str) and s for s in sets) or len(set(sets)) != len(sets):
+            raise UserError(f"{where}.space_options.sets': a list of distinct tensor-name substrings such as "
+                            "self_attn, mlp")
         merge = config.merge
-        if merge.get("slices") or not merge.get("models"):
-            raise UserError(f"{config.path}: field 'models': the lfs space merges the listed models (no slices)")
-        self.pool = [str(m["model"]) for m in merge["models"]]
-        self.weights = [_plain((m.get("parameters") or {}).get("weight"), 1.0) for m in merge["models"]]
+        if merge.get("slices"):
+            raise UserError(f"{config.path}: field 'slices': the lfs space merges the models listed in models:, "
+                            "whole; list them there instead")
+        self.pool = [str(m["model"]) for m in merge.get("models") or []]
+        self.weights = []
+        for i, m in enumerate(merge.get("models") or []):
+            weight = (m.get("parameters") or {}).get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                raise UserError(f"{config.path}: field 'models[{i}].parameters.weight': the lfs space takes each "
+                                "model's task-arithmetic and TIES weight as one plain number (its layer groups are the "
+                                f"gradient), not {weight!r}")
+            self.weights.append(float(weight))
         if len(self.pool) < 2:
             raise UserError(f"{config.path}: field 'models': the lfs space merges at least 2 models")
         self.base = str(merge["base_model"]) if merge.get("base_model") else None
@@ -174,7 +185,13 @@ class LayerFusionSpace:
         # out_dtype: the stage's file holds what the in-memory merge hands on (recipe.py)
         stage = {"merge_method": method, "dtype": self.dtype, "out_dtype": self.dtype}
         if method == "linear":
-            sources = [source(p, {"weight": per_set("weight", i)}) for i, p in enumerate(self.pool)]
+            weights = [{flt: round(float(get("weight", flt, i)), 6) for flt in self.sets} for i in range(len(self.pool))]
+            for flt in self.sets:  # all zero would be 0/0 (NaN) in mergekit: read them as equal weights
+                if all(w[flt] == 0.0 for w in weights):
+                    for w in weights:
+                        w[flt] = 1.0
+            sources = [source(p, {"weight": filtered_value({f: [w[f]] for f in self.sets}, self.sets)})
+                       for p, w in zip(self.pool, weights, strict=True)]
         elif method == "slerp":
             totals = [sum(get("score", flt, i) for flt in self.sets) for i in range(len(self.pool))]
             first, second = sorted(range(len(self.pool)), key=lambda i: (-totals[i], i))[:2]
@@ -201,10 +218,16 @@ class LayerFusionSpace:
     def warm_start(self) -> np.ndarray:
         """First-generation rows: the config's own method and values in every group (where its method is
         one of the space's; else mid-range genes), then each model alone (linear, its weight 1 and the
-        others' 0) and the base alone (lambda 0), where those methods are in the space."""
+        others' 0) and the base alone (lambda 0), where those methods are in the space. Row 0 merges as
+        the config does where its values fit the space: plain numbers inside the ranges, one density for
+        every model, and for slerp t from the base model (t > 0.5 is written from the other end)."""
         own = np.full(self.dims, 0.5)
         own_method = self.config.method if self.config.method in self.methods else None
         given = self.config.merge.get("parameters") or {}
+        densities = {_plain((m.get("parameters") or {}).get("density", given.get("density", 1.0)), -1.0)
+                     for m in self.config.merge["models"] if str(m["model"]) != self.base}
+        density = densities.pop() if len(densities) == 1 and -1.0 not in densities else None
+        scores = self._slerp_scores(_plain(given.get("t"), 0.5))
         for i, gene in enumerate(self.genes):
             if gene.method is None:
                 if own_method is not None:
@@ -212,9 +235,11 @@ class LayerFusionSpace:
             elif gene.param == "lambda":
                 own[i] = _unit(gene, _plain(given.get("lambda"), 1.0))  # mergekit's default lambda is 1
             elif gene.param == "trim":
-                own[i] = _unit(gene, 1.0 - _plain(given.get("density"), 1.0))
+                own[i] = _unit(gene, 1.0 - density) if density is not None else 0.5
             elif gene.param == "weight":
                 own[i] = _unit(gene, self.weights[gene.model])
+            elif gene.param == "score":
+                own[i] = _unit(gene, scores[gene.model])
         rows = [own]
         if "linear" in self.methods:
             for model in range(len(self.pool)):
@@ -229,6 +254,19 @@ class LayerFusionSpace:
             if not any(np.array_equal(row, seen) for seen in unique):
                 unique.append(row)
         return np.array(unique)
+
+    def _slerp_scores(self, t: float) -> list[float]:
+        """Scores that make SLERP interpolate from the config's base model toward its other model at t:
+        the pair scores 1 + log((1 - t) / t) and 1 (the rest 0), swapped when t > 0.5."""
+        first = self.pool.index(self.base) if self.base in self.pool else 0
+        second = next(i for i in range(len(self.pool)) if i != first)
+        if t > 0.5:
+            first, second, t = second, first, 1.0 - t
+        t = min(max(t, 1e-6), 0.5)
+        scores = [0.0] * len(self.pool)
+        scores[second] = 1.0
+        scores[first] = min(1.0 + math.log((1.0 - t) / t), SLERP_SCORE_MAX)
+        return scores
 
     def _everywhere(self, own: np.ndarray, method: str, value) -> np.ndarray:
         """`own` with every group on `method`, its genes set by value(gene) (None: kept)."""

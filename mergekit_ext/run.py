@@ -1,8 +1,9 @@
 """Run an evolve config to the end: pymoo drives, MergeSearch evaluates, outputs are written as we go.
 
 Outputs in --out: history.jsonl (every candidate), checkpoint.json (after every generation),
-best.yaml (a plain mergekit config), pareto/ (one config per Pareto point, several objectives),
-summary.json, fitness.png (and pareto.png), and with --save-model the best merged model.
+best.yaml (a plain mergekit config, or a mergekit-multi recipe: recipe.py), pareto/ (one config per Pareto point, several objectives),
+summary.json, fitness.png (and pareto.png), and with --save-model the best merged model (the
+tokenizer is the base's; mergekit-multi copies a stage's, with the same weights).
 """
 
 from __future__ import annotations

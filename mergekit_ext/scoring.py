@@ -16,7 +16,7 @@ class Job:
 
     index: int
     key: str  # the config hash
-    candidate: dict  # the plain mergekit config
+    candidate: dict | list  # the plain mergekit config, or a recipe of several (recipe.py)
     genes: list[float] = field(default_factory=list)
 
 

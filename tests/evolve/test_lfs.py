@@ -19,9 +19,10 @@ def _config(world, tmp_path: Path, options: dict | None = None, method: str = "t
     from mergekit_ext.config import load_config
 
     m = world.root / "models"
-    merge = {"merge_method": method, "base_model": str(m / "base"), "dtype": "float32",
-             "models": [{"model": str(m / "expert-math"), "parameters": {"weight": weights[0]}},
-                        {"model": str(m / "expert-lang"), "parameters": {"weight": weights[1]}}],
+    models = [{"model": str(m / "expert-math")}, {"model": str(m / "expert-lang")}]
+    for entry, weight in zip(models, weights or (), strict=False):
+        entry["parameters"] = {"weight": weight}
+    merge = {"merge_method": method, "base_model": str(m / "base"), "dtype": "float32", "models": models,
              "evolve": {"space": "lfs", "space_options": options or {}, "budget": {"evaluations": 4},
                         "fitness": [{"task": "unused", "metric": "acc"}]}}
     if parameters:
@@ -174,3 +175,75 @@ def test_a_recipe_of_another_shape_is_refused_in_memory(tiny_world, tmp_path):
         with pytest.raises(ValueError, match=words):
             stacked_parts(bad)
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+@pytest.mark.parametrize("method, weights, models_parameters, parameters", [
+    ("slerp", None, None, {"t": 0.3}),
+    ("slerp", None, None, {"t": 0.2}),
+    ("ties", (0.7, 0.4), [{"density": 0.4}, {"density": 0.4}], {"lambda": 0.9}),
+])
+def test_row_0_of_the_warm_start_merges_as_the_users_slerp_and_ties(tiny_world, tmp_path, method, weights,
+                                                                     models_parameters, parameters):
+    """slerp: the pair and t come from the config's base_model and t; ties: the models' one density."""
+    from mergekit_ext.config import load_config
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    if method == "slerp":  # the two experts, from expert-lang (no base model of their own)
+        config = _config(tiny_world, tmp_path, {"methods": ["linear", "slerp"]}, method=method, weights=None)
+        data = yaml.safe_load(config.path.read_text())
+        data["base_model"] = str(tiny_world.model_path("expert-lang"))
+    else:
+        config = _config(tiny_world, tmp_path, method=method, weights=weights)
+        data = yaml.safe_load(config.path.read_text())
+    data["parameters"] = parameters
+    for entry, extra in zip(data["models"], models_parameters or [], strict=False):
+        entry["parameters"].update(extra)
+    config.path.write_text(yaml.safe_dump(data))
+    config = load_config(config.path)
+    space = _space(config)
+    own = space.to_config(space.warm_start()[0])
+    assert {doc["merge_method"] for doc in own[:-1]} == {method}
+    users = dict(config.merge)
+    live = _live(tiny_world)
+    InMemoryMerger(users).merge_into(live, users)
+    assert _same_bits(_in_memory(config, tiny_world, own), live.state_dict())
+
+
+def test_a_gradient_weight_is_refused_and_all_zero_linear_weights_read_as_equal(tiny_world, tmp_path):
+    from merge3_plugin.errors import UserError
+
+    with pytest.raises(UserError, match=r"field 'models\[0\].parameters.weight': the lfs space takes"):
+        _space(_config(tiny_world, tmp_path, weights=([0.2, 1.0], 1.0)))
+    space = _space(_config(tiny_world, tmp_path, {"methods": ["linear"], "groups": 1, "sets": []}))
+    recipe = space.to_config(np.zeros(space.dims))
+    assert [s["parameters"]["weight"] for s in recipe[0]["slices"][0]["sources"]] == [1.0, 1.0]
+    assert all(torch.isfinite(v).all() for v in _in_memory(space.config, tiny_world, recipe).values())
+
+
+def test_tied_embeddings_that_a_recipe_would_untie_are_refused(tied_world, tmp_path):
+    """Inputs whose files hold lm_head.weight beside tied embeddings: the last group's head and the first
+    group's embeddings differ, which one tied tensor in the live model cannot hold: a clear error."""
+    from safetensors.torch import load_file, save_file
+
+    for name in ("base", "expert-math", "expert-lang"):
+        shutil.copytree(tied_world.model_path(name), tmp_path / "models" / name)
+        tensors = load_file(tmp_path / "models" / name / "model.safetensors")
+        tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"] + 0.5
+        save_file(tensors, tmp_path / "models" / name / "model.safetensors", metadata={"format": "pt"})
+
+    class World:
+        root = tmp_path
+
+        @staticmethod
+        def model_path(name):
+            return tmp_path / "models" / name
+
+    from mergekit_ext.inmemory import InMemoryMerger
+
+    config = _config(World, tmp_path, {"groups": 2, "methods": ["linear", "task_arithmetic"]})
+    space = _space(config)
+    recipe = space.to_config(_with_methods(space, np.full(space.dims, 0.4), ["linear", "task_arithmetic"]))
+    live = _live(tied_world)  # tied (its own files hold no lm_head): one tensor for embeddings and head
+    assert live.lm_head.weight.data_ptr() == live.model.embed_tokens.weight.data_ptr()
+    with pytest.raises(RuntimeError, match="one tied tensor in the live model"):
+        InMemoryMerger(config.merge).merge_into(live, recipe)

@@ -76,57 +76,11 @@ class LfsGene:
 class LayerFusionSpace:
     def __init__(self, config: EvolveConfig):
         self.config = config
-        evolve = config.evolve
-        where = f"{config.path}: field 'evolve"
-        options = dict(evolve.space_options)
-        unknown = [k for k in options if k not in OPTIONS]
-        if unknown:
-            raise UserError(f"{where}.space_options.{unknown[0]}': the lfs space takes {', '.join(OPTIONS)}")
-        if evolve.search:
-            raise UserError(f"{where}.search': the lfs space sets its own hyperparameters and ranges "
-                            "(docs/evolve.md); remove search")
-        if evolve.granularity != "global" or evolve.filters:
-            raise UserError(f"{where}.{'filters' if evolve.filters else 'granularity'}': the lfs space groups layers "
-                            "with space_options.groups and splits tensors with space_options.sets; remove it")
-        groups = options.get("groups", 4)
-        if not isinstance(groups, int) or isinstance(groups, bool) or not 1 <= groups <= config.num_layers:
-            raise UserError(f"{where}.space_options.groups': a number of layer groups in [1, {config.num_layers}] "
-                            f"(the models' depth), not {groups!r}")
-        methods = options.get("methods", list(METHODS))
-        if not isinstance(methods, list) or not methods:
-            raise UserError(f"{where}.space_options.methods': a list of methods among {', '.join(METHODS)}")
-        for name in methods:
-            if not isinstance(name, str) or name not in METHODS:
-                raise UserError(f"{where}.space_options.methods': {name!r} is not one of {', '.join(METHODS)}")
-        if len(set(methods)) != len(methods):
-            raise UserError(f"{where}.space_options.methods': each method once, not {methods}")
-        sets = options.get("sets", ["self_attn", "mlp"])
-        if not isinstance(sets, list) or not all(isinstance(s, str) and s for s in sets) or len(set(sets)) != len(sets):
-            raise UserError(f"{where}.space_options.sets': a list of distinct tensor-name substrings such as "
-                            "self_attn, mlp")
-        merge = config.merge
-        if merge.get("slices"):
-            raise UserError(f"{config.path}: field 'slices': the lfs space merges the models listed in models:, "
-                            "whole; list them there instead")
-        self.pool = [str(m["model"]) for m in merge.get("models") or []]
-        self.weights = []
-        for i, m in enumerate(merge.get("models") or []):
-            weight = (m.get("parameters") or {}).get("weight", 1.0)
-            if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-                raise UserError(f"{config.path}: field 'models[{i}].parameters.weight': the lfs space takes each "
-                                "model's task-arithmetic and TIES weight as one plain number (its layer groups are the "
-                                f"gradient), not {weight!r}")
-            self.weights.append(float(weight))
-        if len(self.pool) < 2:
-            raise UserError(f"{config.path}: field 'models': the lfs space merges at least 2 models")
-        self.base = str(merge["base_model"]) if merge.get("base_model") else None
-        needy = [m for m in methods if m in NEEDS_BASE]
-        if needy and self.base is None:
-            raise UserError(f"{config.path}: field 'base_model': {needy[0]} (in evolve.space_options.methods) needs a "
-                            "base model; add one or leave it out of methods")
+        groups, methods, sets = _checked_options(config)
+        self.pool, self.weights, self.base = _checked_models(config, methods)
         self.methods = list(methods)
         self.sets = [*sets, REST]
-        self.dtype = merge.get("dtype") or "float32"
+        self.dtype = config.merge.get("dtype") or "float32"
         self.num_layers = config.num_layers
         self.bounds = [(int(c[0]), int(c[-1]) + 1) for c in np.array_split(np.arange(config.num_layers), groups)]
         self.names = [Path(p.rstrip("/")).name for p in self.pool]
@@ -289,6 +243,64 @@ class LayerFusionSpace:
             low, high = (0, len(self.methods)) if gene.method is None else (gene.low, gene.high)
             lines.append(f"{i:>4}  {gene.label(self.names):<52}{low:>8.3g}{high:>8.3g}")
         return "\n".join(lines)
+
+
+def _checked_options(config: EvolveConfig) -> tuple[int, list[str], list[str]]:
+    """space_options (groups, methods, sets), each refused with its field when it makes no sense."""
+    evolve = config.evolve
+    where = f"{config.path}: field 'evolve"
+    options = dict(evolve.space_options)
+    unknown = [k for k in options if k not in OPTIONS]
+    if unknown:
+        raise UserError(f"{where}.space_options.{unknown[0]}': the lfs space takes {', '.join(OPTIONS)}")
+    if evolve.search:
+        raise UserError(f"{where}.search': the lfs space sets its own hyperparameters and ranges "
+                        "(docs/evolve.md); remove search")
+    if evolve.granularity != "global" or evolve.filters:
+        raise UserError(f"{where}.{'filters' if evolve.filters else 'granularity'}': the lfs space groups layers "
+                        "with space_options.groups and splits tensors with space_options.sets; remove it")
+    groups = options.get("groups", 4)
+    if not isinstance(groups, int) or isinstance(groups, bool) or not 1 <= groups <= config.num_layers:
+        raise UserError(f"{where}.space_options.groups': a number of layer groups in [1, {config.num_layers}] "
+                        f"(the models' depth), not {groups!r}")
+    methods = options.get("methods", list(METHODS))
+    if not isinstance(methods, list) or not methods:
+        raise UserError(f"{where}.space_options.methods': a list of methods among {', '.join(METHODS)}")
+    for name in methods:
+        if not isinstance(name, str) or name not in METHODS:
+            raise UserError(f"{where}.space_options.methods': {name!r} is not one of {', '.join(METHODS)}")
+    if len(set(methods)) != len(methods):
+        raise UserError(f"{where}.space_options.methods': each method once, not {methods}")
+    sets = options.get("sets", ["self_attn", "mlp"])
+    if not isinstance(sets, list) or not all(isinstance(s, str) and s for s in sets) or len(set(sets)) != len(sets):
+        raise UserError(f"{where}.space_options.sets': a list of distinct tensor-name substrings such as "
+                        "self_attn, mlp")
+    return groups, list(methods), list(sets)
+
+
+def _checked_models(config: EvolveConfig, methods: list[str]) -> tuple[list[str], list[float], str | None]:
+    """The models merged (paths), each one's plain weight (task arithmetic, TIES), and the base model."""
+    merge = config.merge
+    if merge.get("slices"):
+        raise UserError(f"{config.path}: field 'slices': the lfs space merges the models listed in models:, "
+                        "whole; list them there instead")
+    pool, weights = [], []
+    for i, m in enumerate(merge.get("models") or []):
+        weight = (m.get("parameters") or {}).get("weight", 1.0)
+        if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+            raise UserError(f"{config.path}: field 'models[{i}].parameters.weight': the lfs space takes each "
+                            "model's task-arithmetic and TIES weight as one plain number (its layer groups are the "
+                            f"gradient), not {weight!r}")
+        pool.append(str(m["model"]))
+        weights.append(float(weight))
+    if len(pool) < 2:
+        raise UserError(f"{config.path}: field 'models': the lfs space merges at least 2 models")
+    base = str(merge["base_model"]) if merge.get("base_model") else None
+    needy = [m for m in methods if m in NEEDS_BASE]
+    if needy and base is None:
+        raise UserError(f"{config.path}: field 'base_model': {needy[0]} (in evolve.space_options.methods) needs a "
+                        "base model; add one or leave it out of methods")
+    return pool, weights, base
 
 
 def _softmax_second(first: float, second: float) -> float:

@@ -104,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"after {summary['candidates_this_run']} candidates "
               f"({summary['evaluated_this_run']} evaluated now, {summary['replayed_from_history']} from an earlier "
               f"run's history, {summary['repeated_this_run']} repeats answered from memory); "
-              f"{summary['evaluations']} distinct in history.jsonl; {args.out / 'best.yaml'}")
+              f"{summary['evaluations']} distinct in history.jsonl, {items_line(summary['items_evaluated'])}; "
+              f"{args.out / 'best.yaml'}")
         return 0
     except UserError as err:
         print(f"mergekit-evolve-lite: error: {err.as_flag()}", file=sys.stderr)
@@ -120,6 +121,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"mergekit-evolve-lite: interrupted; continue with --resume --out {args.out}", file=sys.stderr)
         return 130
+
+
+def items_line(items: dict) -> str:
+    """The run's cost in documents evaluated, by what they were spent on."""
+    parts = [f"{items[k]} {k}" for k in ("candidates", "select", "endpoints") if items.get(k)]
+    return f"{items['total']} items evaluated" + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
 
 
 def closing_line(summary: dict) -> str:

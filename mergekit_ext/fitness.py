@@ -27,6 +27,7 @@ class Score:
     objectives: list[float]  # one per objective, higher is better
     details: dict  # every reported metric per task
     seconds: float
+    items: int = 0  # documents evaluated (the budget in items, beside the budget in candidates)
 
 
 def _task_config(spec: FitnessSpec, manager) -> dict:
@@ -83,6 +84,7 @@ class Fitness:
                                               batch_size=eval_spec.batch_size, device=eval_spec.device, **extra)
         self.manager = share.manager if share else manager or task_manager(config)
         self.specs = specs or config.evolve.fitness
+        self.endpoint_items = 0  # documents evaluated to measure the endpoints' abilities (mp/gmp-IRT)
         self.tasks = {}
         for spec in self.specs:
             if spec.task in self.tasks:
@@ -119,6 +121,7 @@ class Fitness:
         for folder in endpoints.values():
             load_weights(self.model, folder)
             scores = self._anchor_scores(task_dict, plain)
+            self.endpoint_items += len(scores)
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
             thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
@@ -140,9 +143,11 @@ class Fitness:
 
         start = time.perf_counter()
         details = {}
+        items = 0
         crash_point("eval")
         for name, task_dict in self.tasks.items():
             out = evaluate(self.lm, task_dict, log_samples=False, verbosity="ERROR")
+            items += int((out.get("n-samples") or {}).get(name, {}).get("effective", 0))
             details[name] = {k: v for k, v in out["results"][name].items()
                              if isinstance(v, float) and "stderr" not in k}
         values = []
@@ -156,7 +161,7 @@ class Fitness:
         if self.config.evolve.objectives == "single":
             weights = np.array([s.weight for s in self.specs])
             values = [float(np.dot(weights, values) / weights.sum())]
-        return Score(values, details, time.perf_counter() - start)
+        return Score(values, details, time.perf_counter() - start, items)
 
 
 def endpoint_paths(config: EvolveConfig) -> dict[str, Path]:

@@ -184,6 +184,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "best_config_hash": config_hash(best_config),
         "reproduce": reproduce_command(config, str(out / "best.yaml"), best_config),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
+        "items_evaluated": items_evaluated(search),
         "mean_merge_seconds": float(np.mean(merge_s)) if merge_s else None,
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
     }
@@ -217,6 +218,18 @@ def _save_model(search: MergeSearch, best_config: dict, folder: Path) -> None:
     copy_tokenizer(search.config.merge, str(tmp))
     shutil.rmtree(folder, ignore_errors=True)
     tmp.rename(folder)
+
+
+def items_evaluated(search: MergeSearch) -> dict:
+    """The run's cost in documents evaluated: every distinct candidate in history.jsonl (this run and
+    those before it), the select stage's re-scores, and the endpoints' abilities (mp/gmp-IRT) where the
+    driver measured them this run (Ray workers measure their own; those are not counted)."""
+    counts = {"candidates": sum(r.get("items", 0) for r in search.history.records.values()),
+              "select": sum(r.get("items", 0) for r in search.selection.records.values())}
+    engine = search.built_engine
+    counts["endpoints"] = engine.fitness.endpoint_items if engine is not None else 0
+    counts["total"] = sum(counts.values())
+    return counts
 
 
 def objective_names(config: EvolveConfig, select: bool = False) -> list[str]:

@@ -53,4 +53,4 @@ def score_candidate(engine, job: Job, fitness) -> Scored:
         return Scored(failed_record(job, reason, merge_seconds, spent - merge_seconds), logged)
     return Scored({"config_hash": job.key, "genes": job.genes, "objectives": score.objectives,
                    "details": score.details, "merge_seconds": round(merge_seconds, 4),
-                   "eval_seconds": round(score.seconds, 4)})
+                   "eval_seconds": round(score.seconds, 4), "items": score.items})

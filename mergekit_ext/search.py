@@ -145,6 +145,12 @@ class MergeSearch:
         return self._engine
 
     @property
+    def built_engine(self):
+        """The driver's engine if this run built one (None when every candidate came from the history,
+        or workers scored them all), without building it."""
+        return self._engine
+
+    @property
     def backend(self):
         """Where candidates are scored (evolve.eval.backend), started on first use."""
         if self._backend is None:

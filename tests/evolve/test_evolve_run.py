@@ -324,6 +324,11 @@ def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup
     rows = LayerFusionSpace(load_config(path)).warm_start()
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert np.allclose([r["genes"] for r in history[:len(rows)]], rows)
+    # the budget in items: 20 anchors per candidate, and 20 for each of the 3 endpoints' abilities (gmp-IRT)
+    assert {r["items"] for r in history} == {20}
+    assert summary["items_evaluated"] == {"candidates": 20 * len(history), "select": 0, "endpoints": 60,
+                                          "total": 20 * len(history) + 60}
+    assert f"{20 * len(history) + 60} items evaluated" in run.stdout
 
 
 def test_a_dis_search_runs_end_to_end_and_mergekit_yaml_rebuilds_its_best(setup, micro_zoo, tmp_path):

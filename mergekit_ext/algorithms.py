@@ -3,7 +3,7 @@ point `mergekit_ext`). Imports are deferred: pymoo loads only when one is used.
 
 Each factory takes the algorithm's options as keywords and `n_obj`, the number of objectives, which
 the reference-direction algorithms (NSGA-III, MOEA/D) need when the user gives no `ref_dirs`.
-Each is an `AlgorithmFactory` (merge3_plugin.contracts). `factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
+`parego` is the GA with ParEGO's scalarisation (parego.py). Each is an `AlgorithmFactory` (merge3_plugin.contracts). `factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
 misspelt `pop_sise` would run with the default population; the config check refuses it instead.
 """
 
@@ -73,6 +73,22 @@ class PymooAlgorithm:
         return names
 
 
+class ParEGOFactory:
+    """`parego`: pymoo's GA with ParEGO's random-weight Tchebycheff scalarisation (mergekit_ext/parego.py)."""
+
+    multi_objective = True
+
+    def __call__(self, n_obj: int = 2, pop_size: int = 24, rho: float | None = None, **options: Any) -> Any:
+        from .parego import RHO, ParEGO
+
+        directions = reference_directions(max(n_obj, 2), int(pop_size))
+        return ParEGO(directions, RHO if rho is None else rho, pop_size=pop_size, **options)
+
+    def accepts(self) -> set[str]:
+        return (PymooAlgorithm("pymoo.algorithms.soo.nonconvex.ga", "GA", False).accepts() | {"rho"}) - {
+            "survival", "output"}
+
+
 @hookimpl
 def merge3_algorithms():
-    return {name: PymooAlgorithm(*spec) for name, spec in PYMOO_ALGORITHMS.items()}
+    return {**{name: PymooAlgorithm(*spec) for name, spec in PYMOO_ALGORITHMS.items()}, "parego": ParEGOFactory()}

@@ -377,7 +377,7 @@ def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
                             f"ignore it silently); it takes {', '.join(sorted(known - {'n_obj'}))}")
     if not factory.multi_objective and evolve.objectives == "multi" and len(evolve.fitness) > 1:
         raise UserError(f"{path}: field 'evolve.algorithm.name': {name} optimises one objective, but objectives: "
-                        f"multi asks for {len(evolve.fitness)}; use nsga2, nsga3, moead or sms-emoa, or "
+                        f"multi asks for {len(evolve.fitness)}; use nsga2, nsga3, moead, sms-emoa or parego, or "
                         "objectives: single (a weighted sum)")
 
 

@@ -119,14 +119,15 @@ def test_dry_run_lists_genes_and_bad_input_exits_2(setup, tmp_path):
     assert not (tmp_path / "o2").exists()
 
 
-def test_several_objectives_give_a_pareto_front(setup, tmp_path):
+@pytest.mark.parametrize("algorithm", ["nsga3", "parego"])
+def test_several_objectives_give_a_pareto_front(setup, tmp_path, algorithm):
     root, config = setup
     multi = tmp_path / "multi.yaml"
     text = config.read_text().replace(
         "    - {task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}\n",
         "    - {task: merge3_toy_math, metric: exact_match, estimator: gpirt}\n"
         "    - {task: merge3_toy_lang, metric: exact_match, estimator: gpirt}\n"
-        "  objectives: multi\n").replace("name: ga, pop_size: 6", "name: nsga3, pop_size: 6")
+        "  objectives: multi\n").replace("name: ga, pop_size: 6", f"name: {algorithm}, pop_size: 6")
     multi.write_text(text)
     run = evolve(multi, "--out", tmp_path / "out")
     assert run.returncode == 0, run.stderr[-3000:]

@@ -39,6 +39,9 @@ class Anchors:
     lambda_gpirt: float
     delta_gmpirt: float
     calibration: dict[str, Any] = field(default_factory=dict)
+    # nested smaller anchor sets for multi-fidelity search (rungs.py): each the first `size` anchors,
+    # with its own weights and calibration; smallest first
+    rungs: list["Anchors"] = field(default_factory=list)
 
     @property
     def size(self) -> int:
@@ -128,6 +131,9 @@ class Bundle:
             anchors = {"method": a.method, "seed": a.seed, "size": a.size, "doc_ids": list(a.doc_ids),
                        "weights": _floats(a.weights), "lambda_gpirt": a.lambda_gpirt,
                        "delta_gmpirt": a.delta_gmpirt, "calibration": a.calibration}
+            if a.rungs:
+                anchors["rungs"] = [{"size": r.size, "weights": _floats(r.weights), "lambda_gpirt": r.lambda_gpirt,
+                                     "delta_gmpirt": r.delta_gmpirt, "calibration": r.calibration} for r in a.rungs]
         return {
             "format": FORMAT,
             "version": VERSION,

@@ -153,6 +153,24 @@ class _Population(_Section):
         return splits
 
 
+class _Rung(_Section):
+    size: int = Field(ge=1)
+    weights: _Vector
+    lambda_gpirt: float = Field(ge=0, le=1)
+    delta_gmpirt: float = Field(ge=0, le=1)
+    calibration: dict[str, Any] | None = None
+
+    @field_validator("weights")
+    @classmethod
+    def _a_distribution(cls, weights: np.ndarray, info: ValidationInfo) -> np.ndarray:
+        k = info.data.get("size", len(weights))
+        if len(weights) != k:
+            raise ValueError(f"has {len(weights)} entries, expected {k} (one per anchor of the rung)")
+        if np.any(weights < 0) or not math.isclose(weights.sum(), 1.0, rel_tol=1e-6):
+            raise ValueError("must be non-negative and sum to 1")
+        return weights
+
+
 class _Anchors(_Section):
     method: str
     seed: int
@@ -162,6 +180,7 @@ class _Anchors(_Section):
     lambda_gpirt: float = Field(ge=0, le=1)
     delta_gmpirt: float = Field(ge=0, le=1)
     calibration: dict[str, Any] | None = None
+    rungs: list[_Rung] | None = None
 
     @field_validator("doc_ids")
     @classmethod
@@ -252,8 +271,17 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
         raise _field_error(path, "anchors.doc_ids", f"names items that are not in items.doc_ids: {unknown[:5]}")
     if a.size is not None and a.size != len(a.doc_ids):
         raise _field_error(path, "anchors.size", f"is {a.size}, but anchors.doc_ids has {len(a.doc_ids)}")
+    rungs = []
+    for i, r in enumerate(a.rungs or []):
+        if r.size >= len(a.doc_ids) or (rungs and r.size <= rungs[-1].size):
+            raise _field_error(path, f"anchors.rungs.{i}.size", f"is {r.size}: rungs grow, smallest first, and stay "
+                                                                f"below the {len(a.doc_ids)} anchors")
+        rungs.append(Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids[:r.size], weights=r.weights,
+                             lambda_gpirt=r.lambda_gpirt, delta_gmpirt=r.delta_gmpirt,
+                             calibration=r.calibration or {}))
     return Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids, weights=a.weights,
-                   lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {})
+                   lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {},
+                   rungs=rungs)
 
 
 def _load_npz(path: Path, ref: _NpzFile) -> np.ndarray:

@@ -128,6 +128,9 @@ def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarr
         if unknown:
             raise UserError(unknown_name("estimator", unknown[0], available))
         available = {n: available[n] for n in names}
+    from .rungs import narrow
+
+    anchors, anchor_scores = narrow(anchors or bundle.require_anchors(), anchor_scores)  # a rung, if answered so
     state = Estimation(bundle, anchor_scores, endpoint_theta, anchors)
     out = {}
     for name, estimator in available.items():

@@ -9,8 +9,11 @@ from .errors import UserError
 from .estimation import calibrate
 
 
-def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0) -> Bundle:
-    """A copy of `bundle` with `size` anchors chosen by `method` and lambda*/delta learned for them."""
+def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0,
+            rungs: list[int] | None = None) -> Bundle:
+    """A copy of `bundle` with `size` anchors chosen by `method` and lambda*/delta learned for them;
+    with `rungs` (sizes below `size`), ordered so that the first k of them are a calibrated anchor set
+    of their own for each k (rungs.py)."""
     from .plugins import lookup
 
     if not 1 <= size <= bundle.n_items:
@@ -27,4 +30,9 @@ def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0
                         "positions and non-negative weights summing to 1")
     anchors = Anchors(method=method, seed=seed, doc_ids=[bundle.doc_ids[i] for i in positions],
                       weights=weights, lambda_gpirt=0.0, delta_gmpirt=0.0)
-    return bundle.with_anchors(calibrate(bundle, anchors))
+    anchors = calibrate(bundle, anchors)
+    if rungs:
+        from .rungs import with_rungs
+
+        anchors = with_rungs(bundle, anchors, rungs)
+    return bundle.with_anchors(anchors)

@@ -55,12 +55,22 @@ def run_fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers of anchors separated by commas, e.g. 5,10") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: numbers of anchors >= 1, separated by commas")
+    return sizes
+
+
 def run_extract(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .extraction import extract
 
     _refuse_overwrite(args.out, [args.bundle], args.force)
-    bundle = extract(Bundle.load(args.bundle), args.size, args.method, args.seed)
+    bundle = extract(Bundle.load(args.bundle), args.size, args.method, args.seed, rungs=args.rungs)
     bundle.save(args.out)
     a = bundle.anchors
     c = a.calibration
@@ -68,6 +78,10 @@ def run_extract(args: argparse.Namespace) -> int:
           f"lambda* = {a.lambda_gpirt:.3f}, delta = {a.delta_gmpirt:.3f}")
     print(f"  on {c['validation_models']} validation models: anchor MAE {c['anchor_mae']:.3f}, "
           f"p-IRT MAE {c['pirt_mae']:.3f}; delta from {c['delta_source']}")
+    for rung in a.rungs:
+        r = rung.calibration
+        print(f"  rung of the first {rung.size}: lambda* = {rung.lambda_gpirt:.3f}, delta = {rung.delta_gmpirt:.3f}; "
+              f"anchor MAE {r['anchor_mae']:.3f}, p-IRT MAE {r['pirt_mae']:.3f}")
     return 0
 
 
@@ -160,6 +174,9 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
     ext.add_argument("--size", type=int, required=True, help="number of anchor items (e.g. 20..100)")
     ext.add_argument("--method", default="anchor-irt", help="extractor name (default anchor-irt)")
     ext.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    ext.add_argument("--rungs", type=_sizes, default=None, metavar="K1,K2,...",
+                     help="nested smaller anchor sets for multi-fidelity search (evolve.racing), e.g. 5,10: the "
+                          "anchors are ordered so that the first K of them are a calibrated set of their own")
     ext.add_argument("--out", type=Path, required=True, help="the bundle with anchors to write")
     ext.add_argument("--force", action="store_true", help="replace --out if it exists")
     ext.set_defaults(func=run_extract)

@@ -19,7 +19,7 @@ SIZE = 50
 HERE = Path(__file__).resolve().parent / "tasks"
 
 
-def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default") -> list[Path]:
+def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rungs: list[int] | None = None) -> list[Path]:
     from merge3_plugin.extraction import extract
     from merge3_plugin.files import write_atomic
     from merge3_plugin.fitting import fit_bundle
@@ -35,7 +35,7 @@ def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default") -> l
         matrix = load_responses([zoo.responses_dir], name, task["metric"])
         bundle = fit_bundle(matrix, dims="auto", holdout=zoo.names("heldout"), lineage=zoo.lineage(),
                             task_version=task_version([zoo.responses_dir], name))
-        anchored = extract(bundle, size, "anchor-irt", seed=0).slim()
+        anchored = extract(bundle, size, "anchor-irt", seed=0, rungs=rungs).slim()
         bundle_path = anchored.save(out / "bundles" / f"{name}.json")
         body = yaml.safe_dump({"task": f"merge3_{name}", "tag": ["merge3", "toy_world_merge3"], "metadata": {
             "merge3_base_yaml": f"${{MERGE3_CACHE}}/{zoo.root.relative_to(default_cache().parent)}/tasks/{name}.yaml",
@@ -56,8 +56,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--size", type=int, default=SIZE)
     parser.add_argument("--preset", default="default", help="toy world to fit on (default: default)")
+    parser.add_argument("--rungs", default=None, help="nested anchor rungs for racing, e.g. 5,10")
     args = parser.parse_args()
-    regenerate(args.out, args.size, args.preset)
+    regenerate(args.out, args.size, args.preset, [int(k) for k in args.rungs.split(",")] if args.rungs else None)
 
 
 if __name__ == "__main__":

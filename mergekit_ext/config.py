@@ -85,6 +85,15 @@ class SelectSpec(_Strict):
                                        "validation split, the full task); same shape as evolve.fitness")
 
 
+class RacingSpec(_Strict):
+    """Multi-fidelity inside the loop: each generation's new candidates race through the rungs of their
+    fitness tasks' anchors (`merge3 extract --rungs`): all on the smallest rung, the best 1/eta on the
+    next, ..., the survivors on every anchor (successive halving). Each keeps the IRT estimate of the
+    highest rung it reached."""
+
+    eta: int = Field(3, ge=2, description="the share promoted from one rung to the next is 1/eta")
+
+
 class EvolveSpec(_Strict):
     space: str = Field("params", description="search space plugin: params (the numbers of the mergekit config), "
                                              "depth (stacks of whole layers: slots, or dis with space_options.mode) "
@@ -117,6 +126,9 @@ class EvolveSpec(_Strict):
     include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
     include_defaults: bool = Field(True, description="also index lm-eval's built-in tasks (~20 s once)")
     select: SelectSpec | None = Field(None, description="re-score the best candidates with more items")
+    racing: RacingSpec | None = Field(None, description=(
+        "race each generation's candidates through the fitness tasks' anchor rungs (successive halving; "
+        "bundles from merge3 extract --rungs); single objective, serial backend"))
 
     @field_validator("search")
     @classmethod
@@ -134,6 +146,14 @@ class EvolveSpec(_Strict):
         for where, specs in groups:
             for i, spec in enumerate(specs):
                 yield f"{where}.{i}", spec
+
+    @model_validator(mode="after")
+    def _racing_fits(self):
+        if self.racing and self.objectives == "multi":
+            raise ValueError("racing: promotes by one fitness value; use objectives: single (or drop racing)")
+        if self.racing and self.eval.backend != "serial":
+            raise ValueError(f"racing: runs on the serial backend for now, not {self.eval.backend}")
+        return self
 
     @model_validator(mode="after")
     def _select_matches_objectives(self):

@@ -54,6 +54,7 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
     """Every fitness task names a task lm-eval knows: found before any model is loaded."""
     from merge3_plugin.plugins import unknown_name
 
+    racing_rungs: dict = {}
     for where, spec in config.evolve.fitness_entries():
         if spec.task not in manager.task_index:
             known = manager.all_tasks
@@ -62,10 +63,34 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
             hint = "" if config.evolve.include_defaults else " (include_defaults: false hides lm-eval's own tasks)"
             raise UserError(f"{config.path}: field '{where}.task': {unknown_name('task', spec.task, known)}"
                             f"{hint}; build a merge3 task with `merge3 tasks build`")
+        if config.evolve.racing and spec in config.evolve.fitness:
+            rungs = rung_sizes(config, spec, manager, where)
+            if racing_rungs.setdefault("sizes", rungs) != rungs:
+                raise UserError(f"{config.path}: field '{where}.task': racing needs one ladder of rungs for every "
+                                f"fitness task; {spec.task} has {rungs}, the first {racing_rungs['sizes']}")
         if needs_endpoints([spec]) and "merge3_lm_eval_tasks" not in str(_task_config(spec, manager).get("class", "")):
             raise UserError(f"{config.path}: field '{where}.estimator': {spec.estimator} estimates from the merge's "
                             f"endpoints, measured on a merge3 task's anchors, but {spec.task!r} is a plain lm-eval "
                             "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
+
+
+def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "evolve.fitness") -> list[int]:
+    """The anchor rungs of a fitness task's bundle (`merge3 extract --rungs`), smallest first, then all of
+    its anchors: what racing evaluates in turn."""
+    from merge3_lm_eval_tasks.task import Merge3ConfigError, load_bundle
+
+    raw = _task_config(spec, manager)
+    if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+        raise UserError(f"{config.path}: field '{where}.task': racing runs through a merge3 task's anchor rungs; "
+                        f"{spec.task} is a plain lm-eval task")
+    try:
+        anchors = load_bundle(spec.task, raw.get("metadata") or {}).anchors
+    except Merge3ConfigError as err:
+        raise UserError(f"{config.path}: field '{where}.task': {err}") from None
+    if not anchors.rungs:
+        raise UserError(f"{config.path}: field 'evolve.racing': the bundle of {spec.task} has no rungs; extract its "
+                        "anchors with `merge3 extract --rungs 5,10 ...` (or drop racing)")
+    return [rung.size for rung in anchors.rungs] + [anchors.size]
 
 
 class Fitness:
@@ -138,7 +163,9 @@ class Fitness:
         keys = [plain.anchor_key(s["doc"]) for s in samples]
         return {key: float(s[metric]) for key, s in zip(keys, samples, strict=True) if key is not None}
 
-    def __call__(self) -> Score:
+    def __call__(self, limit: int | None = None) -> Score:
+        """Score the live model; `limit`: only the first `limit` anchors of each task (a racing rung,
+        estimated with that rung's weights and calibration)."""
         from lm_eval.evaluator import evaluate
 
         start = time.perf_counter()
@@ -146,7 +173,7 @@ class Fitness:
         items = 0
         crash_point("eval")
         for name, task_dict in self.tasks.items():
-            out = evaluate(self.lm, task_dict, log_samples=False, verbosity="ERROR")
+            out = evaluate(self.lm, task_dict, limit=limit, log_samples=False, verbosity="ERROR")
             items += int((out.get("n-samples") or {}).get(name, {}).get("effective", 0))
             details[name] = {k: v for k, v in out["results"][name].items()
                              if isinstance(v, float) and "stderr" not in k}

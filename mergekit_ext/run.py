@@ -84,6 +84,9 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
+        if evolve.racing:  # the best of those scored on every anchor, not a lucky low-rung estimate
+            best = max(search.finalists(), key=lambda r: r["objectives"][0])
+            X, F = np.array([best["genes"]]), np.array([best["objectives"]])
         selection = _select(config, search, X, F, progress, console) if evolve.select else None
     finally:
         bar.close()
@@ -110,7 +113,7 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
     top = config.evolve.select.top
     if F.shape[1] == 1:
         picks, seen = [], set()
-        for record in sorted(search.succeeded(), key=lambda r: -r["objectives"][0]):
+        for record in sorted(search.finalists(), key=lambda r: -r["objectives"][0]):
             if record["config_hash"] not in seen and len(picks) < top:
                 seen.add(record["config_hash"])
                 picks.append(record)
@@ -194,6 +197,10 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         summary["best_rule"] = BEST_RULE
         summary["hypervolume"] = hypervolume(F)
         summary["hypervolume_per_generation"] = [g["hypervolume"] for g in search.history.generations]
+    if config.evolve.racing:
+        reached = [r.get("anchors") for r in records]
+        summary["racing"] = {"eta": config.evolve.racing.eta, "best_rule": "the best of those scored on every anchor",
+                             "candidates_per_rung": {str(k): reached.count(k) for k in sorted(set(reached))}}
     if selection:
         summary["best_selected_objectives"] = selection["G"][0]
         summary["select_objective_names"] = objective_names(config, select=True)

@@ -81,8 +81,9 @@ def run_identity(config: EvolveConfig) -> str:
     """What makes two runs the same search: the merge and the evolve section, except what a resumed run
     may change (a larger budget, another device or batch size, a select stage added)."""
     evolve = config.evolve.model_dump(mode="json", exclude={"budget", "eval", "select"})
-    if not evolve["warm_start"]:  # the default: runs from before the field keep their identity
-        del evolve["warm_start"]
+    for name in ("warm_start", "racing"):  # off by default: runs from before the field keep their identity
+        if not evolve[name]:
+            del evolve[name]
     return config_hash({"merge": config.merge, "evolve": evolve})
 
 
@@ -133,6 +134,7 @@ class MergeSearch:
         self.watch = GenerationWatch()
         self._engine = None
         self._backend = None
+        self._rungs: list[int] | None = None  # evolve.racing: anchors per rung, the last all of them
 
     @property
     def engine(self):
@@ -185,6 +187,18 @@ class MergeSearch:
         if position < len(jobs):  # a backend must answer every job
             raise RuntimeError(f"the {self.config.evolve.eval.backend} backend left {len(jobs) - position} "
                                "candidates unscored")
+
+    def _race(self, jobs: list[Job]) -> None:
+        """evolve.racing: the generation's new candidates raced through the anchor rungs (racing.py), in this
+        process; records kept in the generation's order once the race is run."""
+        from .fitness import rung_sizes
+        from .racing import race
+
+        if self._rungs is None:
+            self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0], self.engine.fitness.manager)
+        results = race(self.engine, jobs, self._rungs, self.config.evolve.racing.eta)
+        for job in jobs:
+            self._keep(job, results[job.index], "search", self.history)
 
     def _keep(self, job: Job, scored: Scored, stage: str, history: History) -> None:
         if scored.traceback:
@@ -240,7 +254,9 @@ class MergeSearch:
                 jobs.append(Job(i, key, candidate, [float(v) for v in x]))
             self._asked_keys.add(key)
             keys.append(key)
-        if jobs:
+        if jobs and self.config.evolve.racing:
+            self._race(jobs)
+        elif jobs:
             self._score(jobs, "search", self.history)  # the progress bar ticks as each is kept
         scored_now = {job.index for job in jobs}
         answers = []
@@ -252,6 +268,15 @@ class MergeSearch:
                     self.progress(record["objectives"])
             answers.append(None if record is None else record["objectives"])
         return answers
+
+    def finalists(self) -> list[dict]:
+        """The candidates best.yaml may come from: every scored one, or with racing those that reached
+        the last rung (all anchors), so that no lucky low-rung estimate wins."""
+        records = self.succeeded()
+        if not self.config.evolve.racing:
+            return records
+        full = max((r.get("anchors") or 0) for r in records) if records else 0
+        return [r for r in records if r.get("anchors") == full]
 
     def succeeded(self) -> list[dict]:
         """The history's candidates that were scored (failed ones have no objectives)."""

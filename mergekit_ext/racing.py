@@ -1,0 +1,44 @@
+"""Racing a generation's candidates through anchor rungs (`evolve.racing`): successive halving.
+
+Every new candidate of a generation is scored on the smallest rung of its fitness tasks' anchors
+(the first k of them: an anchor set of its own, see merge3_plugin/rungs.py), the best 1/eta of them
+again on the next rung, and so on; the survivors of the last cut are scored on every anchor. A
+candidate keeps the IRT estimate of the highest rung it reached (calibrated for that rung), and its
+record says which (`anchors`) and what it cost in all (`items`, seconds summed over its rungs). A
+promoted candidate is merged again for each rung: the live model holds one candidate at a time.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from .scoring import Job, Scored, score_candidate
+
+
+def race(engine, jobs: list[Job], limits: list[int], eta: int) -> dict[int, Scored]:
+    """{job index: its final Scored} for `jobs` raced through `limits` (anchors per rung, the last one
+    all of them). Failed candidates drop out where they fail; ties keep the generation's order."""
+    results: dict[int, Scored] = {}
+    spent = {job.index: {"items": 0, "merge_seconds": 0.0, "eval_seconds": 0.0} for job in jobs}
+    alive = list(jobs)
+    for level, limit in enumerate(limits):
+        last = level == len(limits) - 1
+        fitness = functools.partial(engine.fitness, limit=None if last else limit)
+        for job in alive:
+            scored = score_candidate(engine, job, fitness)
+            for key in spent[job.index]:
+                spent[job.index][key] += scored.record.get(key, 0)
+            scored.record["anchors"] = limit
+            results[job.index] = scored
+        if last:
+            break
+        ranked = [job for job in alive if results[job.index].record.get("objectives") is not None]
+        ranked.sort(key=lambda job: -results[job.index].record["objectives"][0])
+        alive = ranked[:math.ceil(len(alive) / eta)]
+        if not alive:
+            break
+    for index, scored in results.items():
+        scored.record.update({key: round(value, 4) if isinstance(value, float) else value
+                              for key, value in spent[index].items()})
+    return results

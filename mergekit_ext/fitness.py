@@ -174,7 +174,7 @@ class Fitness:
         crash_point("eval")
         for name, task_dict in self.tasks.items():
             out = evaluate(self.lm, task_dict, limit=limit, log_samples=False, verbosity="ERROR")
-            items += int((out.get("n-samples") or {}).get(name, {}).get("effective", 0))
+            items += sum(int(count.get("effective", 0)) for count in (out.get("n-samples") or {}).values())
             details[name] = {k: v for k, v in out["results"][name].items()
                              if isinstance(v, float) and "stderr" not in k}
         values = []

@@ -33,10 +33,15 @@ RHO = 0.05  # ParEGO's augmentation: a small pull toward the weighted sum, so no
 def tchebycheff(F: np.ndarray, weights: np.ndarray, rho: float = RHO) -> np.ndarray:
     """Augmented Tchebycheff values of objective rows F (minimised), each objective normalised to [0, 1]
     over the rows."""
-    low, high = F.min(axis=0), F.max(axis=0)
+    from .problem import NOT_EVALUATED
+
+    scored = (F < NOT_EVALUATED).all(axis=1)  # failed or past the budget: ranked last, not in the scale
+    if not scored.any():
+        return np.full(len(F), np.inf)
+    low, high = F[scored].min(axis=0), F[scored].max(axis=0)
     scaled = (F - low) / np.where(high > low, high - low, 1.0)
     weighted = scaled * weights
-    return weighted.max(axis=1) + rho * weighted.sum(axis=1)
+    return np.where(scored, weighted.max(axis=1) + rho * weighted.sum(axis=1), np.inf)
 
 
 class TchebycheffSurvival(Survival):

@@ -6,6 +6,10 @@ again on the next rung, and so on; the survivors of the last cut are scored on e
 candidate keeps the IRT estimate of the highest rung it reached (calibrated for that rung), and its
 record says which (`anchors`) and what it cost in all (`items`, seconds summed over its rungs). A
 promoted candidate is merged again for each rung: the live model holds one candidate at a time.
+A lone new candidate (a generation cut by the budget, one re-scored on resume) goes straight to all
+anchors. A resumed run races the generation that was in flight again, without the candidates whose
+records were already written: their rungs, and so the rest of the search, may differ from an
+unbroken run's.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ def race(engine, jobs: list[Job], limits: list[int], eta: int) -> dict[int, Scor
     alive = list(jobs)
     for level, limit in enumerate(limits):
         last = level == len(limits) - 1
+        if not last and len(alive) == 1:
+            continue  # a lone candidate would be promoted anyway: straight to the last rung
         fitness = functools.partial(engine.fitness, limit=None if last else limit)
         for job in alive:
             scored = score_candidate(engine, job, fitness)

@@ -85,8 +85,8 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
         if evolve.racing:  # the best of those scored on every anchor, not a lucky low-rung estimate
-            best = max(search.finalists(), key=lambda r: r["objectives"][0])
-            X, F = np.array([best["genes"]]), np.array([best["objectives"]])
+            winner = max(search.finalists(), key=lambda r: r["objectives"][0])
+            X, F = np.array([winner["genes"]]), np.array([winner["objectives"]])
         selection = _select(config, search, X, F, progress, console) if evolve.select else None
     finally:
         bar.close()
@@ -98,6 +98,10 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
 
         order = best_first(F)
         X, F = X[order], F[order]
+        # genes that differ only where the space ignores them are one merge: one Pareto point each
+        hashes = [config_hash(search.space.to_config(x)) for x in X]
+        first = [i for i, h in enumerate(hashes) if h not in hashes[:i]]
+        X, F = X[first], F[first]
     return _write_outputs(config, search, X, F, selection, out, started, save_model)
 
 

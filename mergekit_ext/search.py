@@ -20,7 +20,7 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.files import check_writable, write_atomic
 
 from .config import EvolveConfig
-from .failures import GenerationWatch
+from .failures import GenerationFailed, GenerationWatch
 from .genes import space_for
 from .scoring import Job, Scored
 
@@ -275,8 +275,15 @@ class MergeSearch:
         records = self.succeeded()
         if not self.config.evolve.racing:
             return records
-        full = max((r.get("anchors") or 0) for r in records) if records else 0
-        return [r for r in records if r.get("anchors") == full]
+        from .fitness import rung_sizes
+
+        if self._rungs is None:
+            self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0], self.manager or self.engine.fitness.manager)
+        finalists = [r for r in records if r.get("anchors") == self._rungs[-1]]
+        if not finalists:
+            raise GenerationFailed(f"no candidate was scored on all {self._rungs[-1]} anchors (each failed or was cut "
+                                   "on a lower rung); see failures.log, or race with a smaller eta")
+        return finalists
 
     def succeeded(self) -> list[dict]:
         """The history's candidates that were scored (failed ones have no objectives)."""

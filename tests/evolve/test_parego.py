@@ -65,3 +65,14 @@ def test_parego_is_a_multi_objective_algorithm_with_checked_options(tiny_world, 
     load_config(write(tmp_path, tiny_world, good))
     with pytest.raises(UserError, match="'evolve.algorithm.rhoo': parego takes no option 'rhoo'"):
         load_config(write(tmp_path, tiny_world, good.replace("rho: 0.1", "rhoo: 0.1")))
+
+
+def test_failed_candidates_neither_stretch_the_scale_nor_win():
+    """A failed or budget-cut candidate (problem.NOT_EVALUATED) ranks last and leaves the others' order as it was."""
+    from mergekit_ext.parego import tchebycheff
+    from mergekit_ext.problem import NOT_EVALUATED
+
+    F = np.array([[-0.30, -0.50], [-0.20, -0.85], [-0.25, -0.70]])
+    even = np.array([0.5, 0.5])
+    with_failed = np.vstack([F, [NOT_EVALUATED, NOT_EVALUATED]])
+    assert np.argsort(tchebycheff(with_failed, even)).tolist() == np.argsort(tchebycheff(F, even)).tolist() + [3]

@@ -80,3 +80,35 @@ def test_racing_needs_rungs_one_objective_and_the_serial_backend(configs, micro_
         (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad))
         with pytest.raises(UserError, match=words):
             load_config(tmp_path / "bad.yaml")
+
+
+def test_a_lone_candidate_goes_straight_to_every_anchor_and_ties_keep_the_order(monkeypatch):
+    """racing.race with a stand-in engine (its fitness: the merged candidate's number, on any rung)."""
+    from types import SimpleNamespace
+
+    from mergekit_ext.racing import race
+    from mergekit_ext.scoring import Job
+
+    class Live:
+        def __init__(self):
+            self.value, self.calls = None, []
+
+        def merge_into(self, model, candidate):
+            self.value = candidate["value"]
+            return 0.0
+
+    merger = Live()
+
+    def fitness(limit=None):
+        merger.calls.append((merger.value, limit))
+        return SimpleNamespace(objectives=[merger.value], details={}, seconds=0.0, items=limit or 20)
+
+    engine = SimpleNamespace(merger=merger, model=None, fitness=fitness)
+    monkeypatch.setattr("mergekit_ext.scoring.probe_logits", lambda model: None)  # no real model here
+    lone = race(engine, [Job(0, "a", {"value": 0.5})], [5, 10, 20], eta=2)
+    assert merger.calls == [(0.5, None)] and lone[0].record["anchors"] == 20 and lone[0].record["items"] == 20
+    jobs = [Job(i, str(i), {"value": v}) for i, v in enumerate([0.1, 0.3, 0.3, 0.2])]
+    raced = race(engine, jobs, [5, 10, 20], eta=2)
+    # 4 on 5 anchors, the best 2 (the tied 0.3s) on 10, the first of the tie alone on all 20
+    assert [raced[i].record["anchors"] for i in range(4)] == [5, 20, 10, 5]
+    assert [raced[i].record["items"] for i in range(4)] == [5, 35, 15, 5]

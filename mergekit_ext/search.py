@@ -188,15 +188,22 @@ class MergeSearch:
             raise RuntimeError(f"the {self.config.evolve.eval.backend} backend left {len(jobs) - position} "
                                "candidates unscored")
 
+    @property
+    def rungs(self) -> list[int]:
+        """evolve.racing: anchors per rung of the fitness tasks, the last all of them (read once)."""
+        if self._rungs is None:
+            from .fitness import rung_sizes
+
+            self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0],
+                                     self.manager or self.engine.fitness.manager)
+        return self._rungs
+
     def _race(self, jobs: list[Job]) -> None:
         """evolve.racing: the generation's new candidates raced through the anchor rungs (racing.py), in this
         process; records kept in the generation's order once the race is run."""
-        from .fitness import rung_sizes
         from .racing import race
 
-        if self._rungs is None:
-            self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0], self.engine.fitness.manager)
-        results = race(self.engine, jobs, self._rungs, self.config.evolve.racing.eta)
+        results = race(self.engine, jobs, self.rungs, self.config.evolve.racing.eta)
         for job in jobs:
             self._keep(job, results[job.index], "search", self.history)
 
@@ -275,13 +282,9 @@ class MergeSearch:
         records = self.succeeded()
         if not self.config.evolve.racing:
             return records
-        from .fitness import rung_sizes
-
-        if self._rungs is None:
-            self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0], self.manager or self.engine.fitness.manager)
-        finalists = [r for r in records if r.get("anchors") == self._rungs[-1]]
+        finalists = [r for r in records if r.get("anchors") == self.rungs[-1]]
         if not finalists:
-            raise GenerationFailed(f"no candidate was scored on all {self._rungs[-1]} anchors (each failed or was cut "
+            raise GenerationFailed(f"no candidate was scored on all {self.rungs[-1]} anchors (each failed or was cut "
                                    "on a lower rung); see failures.log, or race with a smaller eta")
         return finalists
 

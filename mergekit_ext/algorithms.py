@@ -3,7 +3,8 @@ point `mergekit_ext`). Imports are deferred: pymoo loads only when one is used.
 
 Each factory takes the algorithm's options as keywords and `n_obj`, the number of objectives, which
 the reference-direction algorithms (NSGA-III, MOEA/D) need when the user gives no `ref_dirs`.
-`parego` is the GA with ParEGO's scalarisation (parego.py). Each is an `AlgorithmFactory` (merge3_plugin.contracts). `factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
+`parego` is the GA with ParEGO's scalarisation (parego.py); `tpe` is Optuna's TPE sampler with,
+under evolve.racing, its Hyperband pruner as the intensifier (tpe.py: the paper's own loop). Each is an `AlgorithmFactory` (merge3_plugin.contracts). `factory.accepts()` names the options the algorithm takes: pymoo silently ignores unknown ones, so a
 misspelt `pop_sise` would run with the default population; the config check refuses it instead.
 """
 
@@ -89,6 +90,22 @@ class ParEGOFactory:
             "survival", "output"}
 
 
+class TPEFactory:
+    """`tpe`: Optuna's TPE proposals, `pop_size` trials per generation (default 1, one at a time as in the
+    paper); with evolve.racing, Optuna's HyperbandPruner stops candidates on the anchor rungs (tpe.py)."""
+
+    multi_objective = False
+
+    def __call__(self, n_obj: int = 1, **options: Any) -> Any:
+        from .tpe import TPEHyperband
+
+        return TPEHyperband(**options)
+
+    def accepts(self) -> set[str]:
+        return {"pop_size", "n_startup_trials", "multivariate", "sampling"}
+
+
 @hookimpl
 def merge3_algorithms():
-    return {**{name: PymooAlgorithm(*spec) for name, spec in PYMOO_ALGORITHMS.items()}, "parego": ParEGOFactory()}
+    return {**{name: PymooAlgorithm(*spec) for name, spec in PYMOO_ALGORITHMS.items()}, "parego": ParEGOFactory(),
+            "tpe": TPEFactory()}

@@ -44,7 +44,7 @@ class AlgorithmSpec(BaseModel):
     model_config = ConfigDict(extra="allow")  # everything else goes to the pymoo algorithm as is
     name: str = Field("ga", description=(
         'an algorithm of `merge3 plugins` (ga, de, cmaes, pso, nelder-mead, pattern-search, nsga2, nsga3, '
-        "moead, sms-emoa, or a plugin's)"))
+        "moead, sms-emoa, parego, tpe (Optuna; with racing its Hyperband pruner), or a plugin's)"))
 
 
 class BudgetSpec(_Strict):
@@ -89,7 +89,8 @@ class RacingSpec(_Strict):
     """Multi-fidelity inside the loop: each generation's new candidates race through the rungs of their
     fitness tasks' anchors (`merge3 extract --rungs`): all on the smallest rung, the best 1/eta on the
     next, ..., the survivors on every anchor (successive halving). Each keeps the IRT estimate of the
-    highest rung it reached."""
+    highest rung it reached. With `algorithm: tpe` Optuna's Hyperband pruner decides instead, one
+    candidate at a time (the paper's model-based loop)."""
 
     eta: int = Field(3, ge=2, description="the share promoted from one rung to the next is 1/eta")
 

@@ -24,13 +24,14 @@ class MergeProblem(Problem):
 
     def __init__(self, search, n_obj: int):
         self.search = search
-        super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0)
+        # requires_kwargs: pymoo then passes the asking algorithm along (an intensifier, see search.py)
+        super().__init__(n_var=search.space.dims, n_obj=n_obj, xl=0.0, xu=1.0, requires_kwargs=True)
 
-    def _evaluate(self, X, out, *args, **kwargs):
+    def _evaluate(self, X, out, *args, algorithm=None, **kwargs):
         # past the budget a generation is cut short: its remaining members are not evaluated, and
         # stand as worse than any real candidate so that no algorithm keeps them; so do failed ones
         out["F"] = np.array([[NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
-                             for objectives in self.search.evaluate(X)], dtype=float)
+                             for objectives in self.search.evaluate(X, algorithm)], dtype=float)
 
 
 class CheckpointCallback(Callback):

@@ -10,6 +10,11 @@ A lone new candidate (a generation cut by the budget, one re-scored on resume) g
 anchors. A resumed run races the generation that was in flight again, without the candidates whose
 records were already written: their rungs, and so the rest of the search, may differ from an
 unbroken run's.
+
+An algorithm with its own intensifier (`tpe`: Optuna's Hyperband pruner, see tpe.py) decides instead,
+one candidate at a time: `climb` takes it up the rungs, merged once, for as long as the intensifier
+says go on, and its record keeps the estimate of every rung it passed (`climb`), which a resumed run
+tells the intensifier again, so that it makes the same decisions as the unbroken run.
 """
 
 from __future__ import annotations
@@ -18,6 +23,29 @@ import functools
 import math
 
 from .scoring import Job, Scored, score_candidate
+
+
+def climb(engine, job: Job, limits: list[int], go_on) -> Scored:
+    """`job` up the rungs `limits` (anchors per rung, the last all of them), merged once, while
+    `go_on(anchors, estimate)` says so. The record keeps the highest rung's estimate, that rung
+    (`anchors`), every rung's estimate (`climb`: [[anchors, estimate], ...]) and the cost summed."""
+    spent = {"items": 0, "merge_seconds": 0.0, "eval_seconds": 0.0}
+    path: list[list] = []
+    for level, limit in enumerate(limits):
+        last = level == len(limits) - 1
+        fitness = functools.partial(engine.fitness, limit=None if last else limit)
+        scored = score_candidate(engine, job, fitness, merge=level == 0)
+        for key in spent:
+            spent[key] += scored.record.get(key, 0)
+        if scored.record.get("objectives") is None:  # failed: no rung passed
+            break
+        path.append([limit, scored.record["objectives"][0]])
+        scored.record["anchors"] = limit
+        if last or not go_on(limit, scored.record["objectives"][0]):
+            break
+    scored.record.update({key: round(value, 4) if isinstance(value, float) else value for key, value in spent.items()})
+    scored.record["climb"] = path
+    return scored
 
 
 def race(engine, jobs: list[Job], limits: list[int], eta: int) -> dict[int, Scored]:

@@ -79,6 +79,8 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
 
         options = with_warm_start(config, factory, dict(options), search.space)
     algorithm = factory(**options)
+    if evolve.racing and hasattr(algorithm, "use_rungs"):  # its own intensifier decides the promotions
+        algorithm.use_rungs(search.rungs, evolve.racing.eta)
     started = time.time()
     try:
         result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
@@ -204,6 +206,8 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
     if config.evolve.racing:
         reached = [r.get("anchors") for r in records]
         summary["racing"] = {"eta": config.evolve.racing.eta, "best_rule": "the best of those scored on every anchor",
+                             "intensifier": ("optuna HyperbandPruner, one candidate at a time" if search.own_intensifier
+                                             else "successive halving of each generation"),
                              "candidates_per_rung": {str(k): reached.count(k) for k in sorted(set(reached))}}
     if selection:
         summary["best_selected_objectives"] = selection["G"][0]

@@ -34,14 +34,16 @@ def failed_record(job: Job, reason: str, merge_seconds: float = 0.0, eval_second
             "merge_seconds": round(merge_seconds, 4), "eval_seconds": round(eval_seconds, 4)}
 
 
-def score_candidate(engine, job: Job, fitness) -> Scored:
+def score_candidate(engine, job: Job, fitness, merge: bool = True) -> Scored:
     """Merge `job` into `engine`'s live model and score it with `fitness`. A candidate that fails (see
-    failures.py) gets a record too: no objectives, and the reason."""
+    failures.py) gets a record too: no objectives, and the reason. `merge=False`: the live model holds
+    `job` already (scored again on more anchors), so it is neither merged nor probed again."""
     start = time.perf_counter()
     merge_seconds = None
     try:
-        merge_seconds = engine.merger.merge_into(engine.model, job.candidate)
-        probe_logits(engine.model)
+        merge_seconds = engine.merger.merge_into(engine.model, job.candidate) if merge else 0.0
+        if merge:
+            probe_logits(engine.model)
         score = fitness()
     except Exception as err:
         if not is_candidate_failure(err):

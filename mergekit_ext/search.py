@@ -135,6 +135,9 @@ class MergeSearch:
         self._engine = None
         self._backend = None
         self._rungs: list[int] | None = None  # evolve.racing: anchors per rung, the last all of them
+        # evolve.racing with an algorithm that decides promotions itself (tpe: Optuna's Hyperband, its
+        # report(row, anchors, estimate) -> go on?) rather than successive halving per generation
+        self.own_intensifier = False
 
     @property
     def engine(self):
@@ -207,6 +210,26 @@ class MergeSearch:
         for job in jobs:
             self._keep(job, results[job.index], "search", self.history)
 
+    def _climb(self, keys: list[str | None], jobs: list[Job], intensifier) -> None:
+        """evolve.racing with the algorithm's intensifier: the generation's rows in order, each new one
+        up the rungs for as long as the intensifier says (racing.climb); each one known from the history
+        has its recorded rungs told to the intensifier again, so that it decides as it did then."""
+        from .racing import climb
+
+        new = {job.index: job for job in jobs}
+        for row, key in enumerate(keys):
+            if key is None:  # past the budget
+                continue
+            if row not in new:
+                for anchors, estimate in self.history.records[key].get("climb", []):
+                    if anchors != self.rungs[-1]:  # the last rung's estimate is the candidate's value
+                        intensifier.report(row, anchors, estimate)
+                continue
+            job = new[row]
+            scored = climb(self.engine, job, self.rungs,
+                           lambda anchors, estimate, row=row: intensifier.report(row, anchors, estimate))
+            self._keep(job, scored, "search", self.history)
+
     def _keep(self, job: Job, scored: Scored, stage: str, history: History) -> None:
         if scored.traceback:
             with open(self.out / "failures.log", "a", encoding="utf-8") as f:
@@ -239,10 +262,12 @@ class MergeSearch:
         """The evaluation budget is spent: the rest of a generation is not evaluated."""
         return self.budget is not None and self.asked >= self.budget
 
-    def evaluate(self, X: np.ndarray) -> list[list[float] | None]:
+    def evaluate(self, X: np.ndarray, algorithm=None) -> list[list[float] | None]:
         """A generation's objectives (higher is better), one row per candidate; None past the evaluation
         budget, or for a candidate that failed (pymoo then sees the worst value for it). Candidates new
-        to the history are scored on the backend, all at once; the rest are answered from it."""
+        to the history are scored on the backend, all at once; the rest are answered from it.
+        `algorithm`: the pymoo algorithm asking; under evolve.racing one with a `report` method is the
+        intensifier that decides how far each candidate climbs the rungs."""
         keys: list[str | None] = []
         jobs: list[Job] = []
         for i, x in enumerate(np.atleast_2d(X)):
@@ -261,7 +286,10 @@ class MergeSearch:
                 jobs.append(Job(i, key, candidate, [float(v) for v in x]))
             self._asked_keys.add(key)
             keys.append(key)
-        if jobs and self.config.evolve.racing:
+        if self.config.evolve.racing and callable(getattr(algorithm, "report", None)):
+            self.own_intensifier = True
+            self._climb(keys, jobs, algorithm)
+        elif jobs and self.config.evolve.racing:
             self._race(jobs)
         elif jobs:
             self._score(jobs, "search", self.history)  # the progress bar ticks as each is kept

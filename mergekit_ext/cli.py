@@ -22,7 +22,7 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
       - {task: merge3_arc_challenge, metric: acc, estimator: anchor}  # gpirt/gmpirt with a fitted bundle
     objectives: single               # single | multi (Pareto front)
     algorithm: {name: ga, pop_size: 16}  # `merge3 plugins` lists algorithms; options go to pymoo
-    budget: {evaluations: 200}       # and/or generations, time (seconds)
+    budget: {evaluations: 200}       # and/or generations, time (seconds), items (documents evaluated)
     seed: 0                          # also seeds dare_*/della masks (mergekit-yaml --random-seed)
     eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments; backend: ray, workers: N to
                                      # score a generation in parallel (pip install 'merge3[ray]')

@@ -51,11 +51,14 @@ class BudgetSpec(_Strict):
     evaluations: int | None = Field(None, ge=1, description='stop after this many candidates')
     generations: int | None = Field(None, ge=1, description='stop after this many generations')
     time: float | None = Field(None, gt=0, description="seconds")
+    items: int | None = Field(None, ge=1, description=(
+        "stop once the candidates have cost this many items (documents evaluated, every rung of a race "
+        "counted; the generation under way is finished)"))
 
     @model_validator(mode="after")
     def _some_limit(self):
-        if self.evaluations is None and self.generations is None and self.time is None:
-            raise ValueError("give at least one of evaluations, generations, time")
+        if self.evaluations is None and self.generations is None and self.time is None and self.items is None:
+            raise ValueError("give at least one of evaluations, generations, time, items")
         return self
 
 

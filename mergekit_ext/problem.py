@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from pymoo.core.callback import Callback
 from pymoo.core.problem import Problem
+from pymoo.core.termination import Termination
 
 from merge3_plugin.files import write_atomic
 
@@ -32,6 +33,18 @@ class MergeProblem(Problem):
         # stand as worse than any real candidate so that no algorithm keeps them; so do failed ones
         out["F"] = np.array([[NOT_EVALUATED] * self.n_obj if objectives is None else [-v for v in objectives]
                              for objectives in self.search.evaluate(X, algorithm)], dtype=float)
+
+
+class ItemBudget(Termination):
+    """evolve.budget.items: done once the candidates asked so far have cost `items` documents. Read from
+    the problem's search (pymoo deep-copies a termination; the search must not be copied with it)."""
+
+    def __init__(self, items: int):
+        super().__init__()
+        self.items = items
+
+    def _update(self, algorithm):
+        return algorithm.problem.search.items_spent / self.items
 
 
 class CheckpointCallback(Callback):

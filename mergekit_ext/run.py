@@ -37,6 +37,10 @@ def _termination(budget):
         parts.append(get_termination("n_gen", budget.generations))
     if budget.time:
         parts.append(get_termination("time", float(budget.time)))
+    if budget.items:
+        from .problem import ItemBudget
+
+        parts.append(ItemBudget(budget.items))
     return parts[0] if len(parts) == 1 else TerminationCollection(*parts)
 
 

@@ -130,6 +130,9 @@ class MergeSearch:
         self.replayed = 0
         self.repeated = 0
         self._asked_keys: set[str] = set()
+        # the items (documents) the distinct candidates asked so far cost, replayed ones included so that a
+        # resumed run stops where the unbroken one did (evolve.budget.items)
+        self.items_spent = 0
         self.failed = 0  # candidates evaluated now that failed (recorded with their reason)
         self.watch = GenerationWatch()
         self._engine = None
@@ -269,6 +272,7 @@ class MergeSearch:
         `algorithm`: the pymoo algorithm asking; under evolve.racing one with a `report` method is the
         intensifier that decides how far each candidate climbs the rungs."""
         keys: list[str | None] = []
+        first_rows: set[int] = set()  # rows whose candidate this run asks for the first time
         jobs: list[Job] = []
         for i, x in enumerate(np.atleast_2d(X)):
             if self.exhausted():
@@ -278,7 +282,8 @@ class MergeSearch:
             candidate = self.space.to_config(x)
             key = config_hash(candidate)
             known = self.history.records.get(key)
-            if key in self._asked_keys:
+            first = key not in self._asked_keys
+            if not first:
                 self.repeated += 1
             elif known is not None and not known.get("failed"):
                 self.replayed += 1
@@ -286,6 +291,8 @@ class MergeSearch:
                 jobs.append(Job(i, key, candidate, [float(v) for v in x]))
             self._asked_keys.add(key)
             keys.append(key)
+            if first:
+                first_rows.add(i)
         if self.config.evolve.racing and callable(getattr(algorithm, "report", None)):
             self.own_intensifier = True
             self._climb(keys, jobs, algorithm)
@@ -298,6 +305,7 @@ class MergeSearch:
         for i, key in enumerate(keys):
             record = self.history.records[key] if key is not None else None
             if record is not None:
+                self.items_spent += record.get("items", 0) if i in first_rows else 0
                 self.watch.record(record.get("failed"))
                 if self.progress is not None and i not in scored_now:  # replayed or repeated
                     self.progress(record["objectives"])

@@ -223,3 +223,15 @@ def test_contract_pymoo_hands_the_asking_algorithm_to_the_problem():
     problem = _Asker()
     result = minimize(problem, GA(pop_size=4), ("n_gen", 2), seed=0)
     assert len(problem.seen) == 2 and all(seen is result.algorithm for seen in problem.seen)
+
+
+@pytest.mark.slow
+def test_a_budget_in_items_stops_the_run_once_the_candidates_cost_that_many(tpe_config, tmp_path):
+    data = yaml.safe_load(tpe_config.read_text())
+    data["evolve"]["budget"] = {"items": 60}
+    (tmp_path / "items.yaml").write_text(yaml.safe_dump(data))
+    history = _evolve(tmp_path / "items.yaml", tmp_path / "run")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    spent = [r["items"] for r in history]
+    assert sum(spent[:-1]) < 60 <= sum(spent)  # one candidate per generation: it stops at the first past 60
+    assert summary["items_evaluated"]["candidates"] == sum(spent)

@@ -37,7 +37,12 @@ def _tasks_build(args: argparse.Namespace) -> int:
         raise UserError("give the base task as --base-yaml PATH (its lm-eval YAML) or --base-task NAME (a built-in)")
     out = build_task(args.bundle, args.out or user_tasks_dir(), base_yaml=args.base_yaml, base_task=args.base_task,
                      name=args.name, endpoint_samples=args.endpoint_samples, force=args.force)
+    from .task_files import lock_anchors
+
+    note = lock_anchors(out)  # an imported bundle: its anchors matched by content now, if the dataset is at hand
     print(f"wrote {out}")
+    if note:
+        print(note)
     print(f"run: lm_eval --include_path {out.parent} --tasks {out.stem} --model hf --model_args pretrained=...")
     return 0
 

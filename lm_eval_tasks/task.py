@@ -13,6 +13,12 @@ filters, metrics) is the base task's own config, loaded here:
       merge3_endpoint_theta: [[0.1, -0.3], [0.8, 0.2]]
       merge3_endpoint_samples: [/logs/expert-math, /logs/expert-lang]
 
+A bundle imported from tinyBenchmarks (`merge3 import-tinybenchmarks`) names its anchors by content:
+they are matched to the base task's documents on first load and pinned in a lock file beside the
+bundle (merge3_plugin/anchor_lock.py). `merge3_tinybenchmarks: arc` (the ready configs) uses the
+imported bundle of that benchmark when `merge3 import-tinybenchmarks` has written it, with the
+leaderboard's number of shots, and `merge3_random_anchors` until then.
+
 The base metric (e.g. `acc`) is computed on the anchors as usual; `acc_anchor`, `acc_pirt`,
 `acc_gpirt` (and `acc_mpirt`, `acc_gmpirt` with endpoints) are added. Their per-document values
 are (item key, score) pairs, so the estimate does not depend on document order, `--limit` or
@@ -98,6 +104,31 @@ def _random_anchors(name: str, metadata: dict) -> tuple[int, int] | None:
     return spec["size"], spec.get("seed", 0)
 
 
+def tinybenchmarks_bundle(name: str, metadata: dict) -> Path | None:
+    """metadata.merge3_tinybenchmarks: the imported bundle of that benchmark, if it has been imported."""
+    bench = metadata.get("merge3_tinybenchmarks")
+    if bench is None:
+        return None
+    from merge3_plugin.tinybenchmarks import BENCHMARKS
+
+    if bench not in BENCHMARKS:
+        raise Merge3ConfigError(f"{name}: metadata.merge3_tinybenchmarks is {bench!r}; expected one of "
+                                f"{', '.join(BENCHMARKS)}")
+    path = cache_root() / "tinybenchmarks" / f"{bench}.json"
+    return path if path.is_file() else None
+
+
+def with_tinybenchmarks(name: str, metadata: dict) -> dict:
+    """The metadata with the imported tinyBenchmarks bundle in place of random anchors, once it exists."""
+    path = tinybenchmarks_bundle(name, metadata)
+    if path is None:
+        return metadata
+    out = {k: v for k, v in metadata.items() if k != "merge3_random_anchors"}
+    out["merge3_bundle"] = str(path)
+    out["merge3_protocol_shots"] = True  # run the protocol the parameters assume
+    return out
+
+
 def load_bundle(name: str, metadata: dict) -> Bundle:
     """The bundle that metadata.merge3_bundle names, with anchors; errors name the task and field."""
     if not metadata.get("merge3_bundle"):
@@ -126,7 +157,7 @@ def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     tags = cfg.get("tag") or []
     if any(str(t).startswith("merge3_") for t in ([tags] if isinstance(tags, str) else tags)):
         raise Merge3ConfigError(f"{path}: a tag matching merge3_* would be caught by --tasks 'merge3_*'")
-    metadata = cfg.get("metadata") or {}
+    metadata = with_tinybenchmarks(name, cfg.get("metadata") or {})
     random = _random_anchors(name, metadata)
     if random is None:
         load_bundle(name, metadata)
@@ -142,12 +173,16 @@ class Merge3Task(ConfigurableTask):
     def __init__(self, data_dir=None, cache_dir=None, download_mode=None, config: dict | None = None):
         config = dict(config or {})
         name = str(config.get("task", "merge3 task"))
-        metadata = dict(config.get("metadata") or {})
+        metadata = with_tinybenchmarks(name, dict(config.get("metadata") or {}))
         self._merge3_name = name
         self._random = _random_anchors(name, metadata)
         self._bundle = None if self._random else load_bundle(name, metadata)
+        self._bundle_path = None if self._bundle is None else _resolve(str(metadata["merge3_bundle"]))
+        self._base_name = str(metadata.get("merge3_base_task") or _resolve(str(metadata.get("merge3_base_yaml"))))
         merged = {**base_config(name, metadata), "task": name, "metadata": {**metadata}}
         merged["metadata"].setdefault("version", 1.0 if self._bundle is None else self._bundle.task_version or 1.0)
+        if self._bundle is not None and metadata.get("merge3_protocol_shots") and self._bundle.protocol:
+            merged["num_fewshot"] = self._bundle.protocol["num_fewshot"]
         self._endpoint_theta = None if self._bundle is None else self._endpoints(name, metadata)
         self._estimator_names = self._estimators()  # fixed for the task's life; read per document
         self._key_of_hash: dict[str, int] = {}
@@ -159,6 +194,23 @@ class Merge3Task(ConfigurableTask):
         if metric not in base_metrics:
             raise Merge3ConfigError(f"{name}: the bundle models metric {metric!r}, which the base task does not "
                                     f"compute (it has {', '.join(base_metrics) or 'none'})")
+        self._warn_protocol(self.config.num_fewshot)
+
+    def _warn_protocol(self, shots) -> None:
+        """Imported parameters were fit under one protocol (the leaderboard's shots and metric): say so when
+        this task runs another (the estimates then describe a model evaluated differently)."""
+        protocol = self._bundle.protocol if self._bundle is not None else {}
+        if protocol and int(shots or 0) != protocol.get("num_fewshot"):
+            import sys
+
+            print(f"merge3: warning: {self._merge3_name}: runs {int(shots or 0)}-shot, but the parameters of "
+                  f"{self._bundle_path.name} assume {protocol.get('suite')}: {protocol['num_fewshot']}-shot "
+                  f"{protocol.get('metric')}; the IRT estimates may be biased", file=sys.stderr)
+
+    def set_config(self, key, value, update=False):  # lm_eval --num_fewshot arrives here after __init__
+        super().set_config(key, value, update=update)
+        if key == "num_fewshot" and self._bundle is not None:
+            self._warn_protocol(value)
 
     # -- public views (the fitness reads them) ---------------------------------------------------
     @property
@@ -227,6 +279,8 @@ class Merge3Task(ConfigurableTask):
             return docs.select(chosen) if hasattr(docs, "select") else [docs[i] for i in chosen]
         bundle, name = self._bundle, self._merge3_name
         anchors = bundle.anchors
+        if bundle.content_keyed:
+            return self._content_keyed_docs(docs)
         n_docs = len(docs)
         outside = [d for d in anchors.doc_ids if d >= n_docs]
         if outside:
@@ -244,6 +298,18 @@ class Merge3Task(ConfigurableTask):
             self._key_of_hash.setdefault(found, doc_id)
         subset = docs.select(anchors.doc_ids) if hasattr(docs, "select") else [docs[i] for i in anchors.doc_ids]
         return subset
+
+    def _content_keyed_docs(self, docs):
+        """An imported bundle's anchors, found by content and pinned in its lock file (anchor_lock.py)."""
+        from merge3_plugin.anchor_lock import resolve
+
+        try:
+            locked = resolve(self._bundle, self._bundle_path, self._base_name, docs, doc_hash)
+        except UserError as err:
+            raise Merge3ConfigError(f"{self._merge3_name}: {err}") from None
+        for position, found in zip(self._bundle.anchors.doc_ids, locked.doc_hashes):
+            self._key_of_hash.setdefault(found, position)
+        return docs.select(locked.doc_ids) if hasattr(docs, "select") else [docs[i] for i in locked.doc_ids]
 
     def process_results(self, doc, results):
         out = super().process_results(doc, results)

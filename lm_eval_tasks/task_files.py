@@ -129,6 +129,31 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     return out
 
 
+def lock_anchors(task_yaml_path: Path) -> str | None:
+    """For a task on an imported (content-keyed) bundle: load the base task's documents and match the
+    anchors now, writing the bundle's lock file. A refusal (anchors that match nothing) removes the YAML
+    and raises; a dataset that cannot be loaded here leaves matching to the first lm-eval run (a note)."""
+    from .compat import load_yaml
+    from .task import Merge3ConfigError, Merge3Task
+
+    cfg = load_yaml(task_yaml_path, resolve_func=False)
+    bundle = Bundle.load(Path(cfg["metadata"]["merge3_bundle"]))
+    if not bundle.content_keyed:
+        return None
+    try:
+        task = Merge3Task(config={"task": cfg["task"], "metadata": cfg["metadata"]})
+        n = len(task.eval_docs)
+    except Merge3ConfigError as err:
+        task_yaml_path.unlink()
+        raise UserError(str(err)) from None
+    except Exception as err:  # noqa: BLE001 (offline, no dataset: datasets raises many kinds)
+        return (f"note: the anchors are not matched yet (the base task's documents could not be loaded here: "
+                f"{type(err).__name__}); the first lm-eval run of {cfg['task']} matches and locks them")
+    from merge3_plugin.anchor_lock import lock_path
+
+    return f"matched the {n} anchors by content; locked in {lock_path(Path(cfg['metadata']['merge3_bundle']))}"
+
+
 PTH_NAME = "merge3-lm-eval.pth"
 
 

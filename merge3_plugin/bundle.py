@@ -42,6 +42,9 @@ class Anchors:
     # nested smaller anchor sets for multi-fidelity search (rungs.py): each the first `size` anchors,
     # with its own weights and calibration; smallest first
     rungs: list["Anchors"] = field(default_factory=list)
+    # anchors named by content, not position (imported bundles, see content_keys.py):
+    # {"family": a content_keys.KEYS name, "keys": one key per anchor}
+    content_keys: dict[str, Any] | None = None
 
     @property
     def size(self) -> int:
@@ -65,6 +68,18 @@ class Bundle:
     lineage: dict[str, list[str]] = field(default_factory=dict)  # merged model -> its endpoints
     diagnostics: dict[str, Any] = field(default_factory=dict)
     anchors: Anchors | None = None
+    # "lm-eval": doc_ids are lm-eval's and doc_hashes its hashes (a fit bundle). Another order (an
+    # imported bundle: "open-llm-leaderboard") numbers the items 0..N-1 in that order, has no doc hashes,
+    # and reaches lm-eval's documents only through its anchors' content keys and a lock file (anchor_lock.py).
+    item_order: str = "lm-eval"
+    item_weights: np.ndarray | None = None  # per item, mean 1 (e.g. MMLU's subject balance); None: all 1
+    item_groups: dict[str, Any] | None = None  # {"names": [...], "of_item": [index per item]} (MMLU's subjects)
+    source: dict[str, Any] = field(default_factory=dict)  # where imported parameters came from (file, hashes)
+    protocol: dict[str, Any] = field(default_factory=dict)  # the evaluation protocol the parameters assume
+
+    @property
+    def content_keyed(self) -> bool:
+        return self.item_order != "lm-eval"
 
     @property
     def n_items(self) -> int:
@@ -80,8 +95,11 @@ class Bundle:
     def ability_prior(self) -> tuple[np.ndarray, np.ndarray]:
         """The prior for a new model's ability: the training models' abilities' mean and shrunk
         covariance (irt.population_prior; on the toy world it cut p-IRT's error at 20 anchors by a
-        third to a half against N(0, I))."""
-        return population_prior(self.theta[self.split_index("train")])
+        third to a half against N(0, I)); N(0, I) for a bundle without its population (imported)."""
+        train = self.split_index("train")
+        if len(train) == 0:
+            return np.zeros(self.dims), np.eye(self.dims)
+        return population_prior(self.theta[train])
 
     def columns(self, doc_ids: list[int]) -> np.ndarray:
         """Item positions of doc_ids (all must belong to this bundle's task)."""
@@ -131,15 +149,25 @@ class Bundle:
             anchors = {"method": a.method, "seed": a.seed, "size": a.size, "doc_ids": list(a.doc_ids),
                        "weights": _floats(a.weights), "lambda_gpirt": a.lambda_gpirt,
                        "delta_gmpirt": a.delta_gmpirt, "calibration": a.calibration}
+            if a.content_keys is not None:
+                anchors["content_keys"] = a.content_keys
             if a.rungs:
                 anchors["rungs"] = [{"size": r.size, "weights": _floats(r.weights), "lambda_gpirt": r.lambda_gpirt,
                                      "delta_gmpirt": r.delta_gmpirt, "calibration": r.calibration} for r in a.rungs]
+        items: dict[str, Any] = {"doc_ids": list(self.doc_ids), "doc_hashes": list(self.doc_hashes)}
+        if self.content_keyed:  # optional fields only where used: fit bundles are written as before
+            items = {"order": self.item_order, "doc_ids": list(self.doc_ids), "doc_hashes": None}
+        if self.item_weights is not None:
+            items["weights"] = _floats(self.item_weights)
+        if self.item_groups is not None:
+            items["groups"] = self.item_groups
+        extra = {k: v for k, v in (("source", self.source), ("protocol", self.protocol)) if v}
         return {
             "format": FORMAT,
             "version": VERSION,
             "task": {"name": self.task, "version": self.task_version, "metric": self.metric,
                      "filter": self.filter, "n_items": self.n_items},
-            "items": {"doc_ids": list(self.doc_ids), "doc_hashes": list(self.doc_hashes)},
+            "items": items,
             "irt": {"model": "2pl", "backend": self.backend, "dims": self.dims,
                     "alpha": _floats(self.items.alpha), "beta": _floats(self.items.beta)},
             "population": {"models": list(self.models), "splits": list(self.splits),
@@ -148,6 +176,7 @@ class Bundle:
                            "lineage": self.lineage},
             "diagnostics": self.diagnostics,
             "anchors": anchors,
+            **extra,
         }
 
     @classmethod

@@ -18,6 +18,10 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | N
     its merge3 task (`merge3_task`, by default `merge3_<task>`: the anchors only, numbered from 0)
     count too, their items matched to the bundle's by doc_hash; a model with both keeps the full
     task's answers."""
+    if bundle.content_keyed:
+        raise UserError(f"the {bundle.task} bundle is imported ({bundle.item_order} item order, anchors matched by "
+                        "content): reading lm-eval logs against it is not supported yet; its estimates are the "
+                        f"metrics of its merge3 task (lm_eval --tasks merge3_{bundle.task} ...)")
     reduced = merge3_task or f"merge3_{bundle.task}"
     found = []
     for task in (bundle.task, reduced):

@@ -83,9 +83,20 @@ class _Task(_Section):
     n_items: int | None = None  # redundant with items.doc_ids; must agree when given
 
 
+class _Groups(_Section):
+    """items.groups: each item's group (MMLU's subject), as an index into names."""
+    names: list[str]
+    of_item: list[int]
+
+
 class _Items(_Section):
+    # lm-eval (a fit bundle): doc_ids are lm-eval's, with their doc_hashes. open-llm-leaderboard (an
+    # imported bundle): doc_ids number the items 0..N-1 in that order and doc_hashes is null.
+    order: Literal["lm-eval", "open-llm-leaderboard"] = "lm-eval"
     doc_ids: list[int]
-    doc_hashes: list[str]
+    doc_hashes: list[str] | None = None  # required when order is lm-eval (checked in _bundle)
+    weights: _Vector | None = None  # per item (e.g. MMLU's subject balance); absent: all 1
+    groups: _Groups | None = None
 
     @field_validator("doc_ids")
     @classmethod
@@ -98,7 +109,9 @@ class _Items(_Section):
 
     @field_validator("doc_hashes")
     @classmethod
-    def _one_per_item(cls, hashes: list[str], info: ValidationInfo) -> list[str]:
+    def _one_per_item(cls, hashes: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if hashes is None:
+            return hashes
         n = len(info.data.get("doc_ids", hashes))  # doc_ids absent: already reported
         if len(hashes) != n:
             raise ValueError(f"must be {n} strings, one per doc_id")
@@ -171,6 +184,11 @@ class _Rung(_Section):
         return weights
 
 
+class _ContentKeys(_Section):
+    family: str  # a content_keys.KEYS name
+    keys: list[str]  # one per anchor
+
+
 class _Anchors(_Section):
     method: str
     seed: int
@@ -181,6 +199,7 @@ class _Anchors(_Section):
     delta_gmpirt: float = Field(ge=0, le=1)
     calibration: dict[str, Any] | None = None
     rungs: list[_Rung] | None = None
+    content_keys: _ContentKeys | None = None
 
     @field_validator("doc_ids")
     @classmethod
@@ -207,6 +226,8 @@ class _File(_Header):
     population: _Population
     diagnostics: dict[str, Any] | None = None
     anchors: _Anchors | None = None
+    source: dict[str, Any] | None = None  # imported bundles: the file their parameters came from
+    protocol: dict[str, Any] | None = None  # imported bundles: the evaluation protocol assumed
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -226,9 +247,10 @@ def _bundle(path: Path, f: _File) -> Bundle:
     n, m, dims = len(f.items.doc_ids), len(pop.models), f.irt.dims
     if f.task.n_items is not None and f.task.n_items != n:
         raise _field_error(path, "task.n_items", f"is {f.task.n_items}, but items.doc_ids has {n}")
+    _check_items(path, f.items)
     return Bundle(
         task=f.task.name, task_version=f.task.version, metric=f.task.metric, filter=f.task.filter,
-        doc_ids=f.items.doc_ids, doc_hashes=f.items.doc_hashes,
+        doc_ids=f.items.doc_ids, doc_hashes=f.items.doc_hashes or [],
         items=ItemParams(_shaped(path, "irt.alpha", f.irt.alpha, (n, dims)),
                          _shaped(path, "irt.beta", f.irt.beta, (n,))),
         backend=f.irt.backend, models=pop.models, splits=pop.splits,
@@ -236,7 +258,28 @@ def _bundle(path: Path, f: _File) -> Bundle:
         scores=_scores(path, pop.scores, (m, n)),
         lineage=pop.lineage or {}, diagnostics=f.diagnostics or {},
         anchors=None if f.anchors is None else _anchors(path, f.anchors, set(f.items.doc_ids)),
+        item_order=f.items.order, item_weights=f.items.weights,
+        item_groups=None if f.items.groups is None else f.items.groups.model_dump(),
+        source=f.source or {}, protocol=f.protocol or {},
     )
+
+
+def _check_items(path: Path, items: _Items) -> None:
+    """What the items section's fields imply for each other: hashes where lm-eval numbers the items,
+    one weight and one group per item."""
+    n = len(items.doc_ids)
+    if items.order == "lm-eval" and items.doc_hashes is None:
+        raise _field_error(path, "items.doc_hashes", "is missing (one per doc_id)")
+    if items.order != "lm-eval" and items.doc_ids != list(range(n)):
+        raise _field_error(path, "items.doc_ids", f"must be 0..{n - 1}: positions in the {items.order} order")
+    if items.weights is not None:
+        _shaped(path, "items.weights", items.weights, (n,))
+        if np.any(items.weights < 0):
+            raise _field_error(path, "items.weights", "must be non-negative")
+    if items.groups is not None:
+        g = items.groups
+        if len(g.of_item) != n or any(not 0 <= i < len(g.names) for i in g.of_item):
+            raise _field_error(path, "items.groups.of_item", f"must be {n} indices into items.groups.names")
 
 
 def _shaped(path: Path, name: str, arr: np.ndarray, want: tuple[int, ...]) -> np.ndarray:
@@ -279,9 +322,20 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
         rungs.append(Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids[:r.size], weights=r.weights,
                              lambda_gpirt=r.lambda_gpirt, delta_gmpirt=r.delta_gmpirt,
                              calibration=r.calibration or {}))
+    keys = None
+    if a.content_keys is not None:
+        from .content_keys import KEYS
+
+        if a.content_keys.family not in KEYS:
+            raise _field_error(path, "anchors.content_keys.family", f"is {a.content_keys.family!r}; expected one of "
+                                                                    f"{', '.join(KEYS)}")
+        if len(a.content_keys.keys) != len(a.doc_ids):
+            raise _field_error(path, "anchors.content_keys.keys", f"has {len(a.content_keys.keys)} entries, expected "
+                                                                   f"{len(a.doc_ids)} (one per anchor)")
+        keys = a.content_keys.model_dump()
     return Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids, weights=a.weights,
                    lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {},
-                   rungs=rungs)
+                   rungs=rungs, content_keys=keys)
 
 
 def _load_npz(path: Path, ref: _NpzFile) -> np.ndarray:

@@ -67,7 +67,9 @@ class Estimation:
         return fit_ability(self.anchor_items, self.scores, prior_mean=mean, prior_cov=cov)
 
     def pirt_at(self, theta: np.ndarray) -> np.ndarray:
-        """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted."""
+        """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted.
+        With item weights w (an imported bundle's subject balance, mean 1), both parts are means of
+        w * score, as tinyBenchmarks computes them."""
         prob = self.bundle.items.prob(theta)  # models x N
         n_total = self.bundle.n_items
         unseen = np.ones_like(prob, dtype=bool)
@@ -75,8 +77,13 @@ class Estimation:
         unseen[rows[0], self.columns[rows[1]]] = False
         n_seen = self.answered.sum(axis=1)
         lam = n_seen / n_total
+        seen_mean = self.seen_mean
+        if self.bundle.item_weights is not None:
+            w = self.bundle.item_weights
+            prob = prob * w[None, :]
+            seen_mean = np.nanmean(self.scores * w[self.columns][None, :], axis=1)
         predicted = (prob * unseen).sum(axis=1) / np.maximum(unseen.sum(axis=1), 1)
-        return lam * self.seen_mean + (1 - lam) * predicted
+        return lam * seen_mean + (1 - lam) * predicted
 
     @functools.cached_property
     def merge_weights(self) -> np.ndarray | None:

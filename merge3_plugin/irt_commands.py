@@ -143,6 +143,20 @@ def run_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_import_tinybenchmarks(args: argparse.Namespace) -> int:
+    from .files import cache_root
+    from .tinybenchmarks import BENCHMARKS, import_tinybenchmarks
+
+    out = args.out or cache_root() / "tinybenchmarks"
+    written = import_tinybenchmarks(args.pkl, out, args.datasets, allow_unpinned=args.allow_unpinned, force=args.force)
+    for name, path in written.items():
+        b = BENCHMARKS[name]
+        print(f"wrote {path}: {b.n_items} items, 100 anchors (lm-eval task {b.task}, {b.num_fewshot}-shot {b.metric})")
+    print(f"next: lm_eval --tasks merge3_arc_challenge ... (the ready configs find bundles in {out}; "
+          "see docs/tinybenchmarks.md)")
+    return 0
+
+
 def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() returned
     fit = sub.add_parser(
         "fit", help="fit IRT item parameters on lm-eval sample logs -> a bundle (JSON)",
@@ -206,3 +220,20 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
     rep.add_argument("--lineage", type=Path, default=None, help="YAML/JSON 'merged: [endpoints]' (or a zoo.json)")
     rep.add_argument("--plot", type=Path, default=None, help="PNG path (default: <bundle>.calibration.png)")
     rep.set_defaults(func=run_report)
+
+    imp = sub.add_parser(
+        "import-tinybenchmarks", help="tinyBenchmarks' pre-fitted IRT parameters -> one bundle per benchmark",
+        description=("Checks tinyBenchmarks.pkl against the pinned release (git blob id), reads it with an "
+                     "allow-list unpickler (numpy arrays only), validates it and writes a bundle for each of ARC, "
+                     "GSM8K, HellaSwag, MMLU, TruthfulQA and Winogrande, its anchors named by content from the "
+                     "tinyBenchmarks datasets. See docs/tinybenchmarks.md."))
+    imp.add_argument("pkl", type=Path, metavar="PKL", help="tinyBenchmarks/tinyBenchmarks.pkl, downloaded")
+    imp.add_argument("--datasets", type=Path, required=True, metavar="DIR",
+                     help="folder holding tinyAI2_arc, tinyGSM8k, tinyHellaswag, tinyMMLU, tinyTruthfulQA, "
+                          "tinyWinogrande (save_to_disk folders, or folders/files of .parquet/.jsonl/.json)")
+    imp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                     help="folder for the bundles (default: <merge3 cache>/tinybenchmarks, where the ready configs look)")
+    imp.add_argument("--allow-unpinned", action="store_true",
+                     help="import a file whose git blob id is not the pinned release's (still read safely, validated)")
+    imp.add_argument("--force", action="store_true", help="replace bundles imported from another file")
+    imp.set_defaults(func=run_import_tinybenchmarks)

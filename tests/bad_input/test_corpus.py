@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -344,3 +345,106 @@ def test_merge3_tasks_check_finds_a_user_task_that_shadows_a_shipped_one(world, 
     assert merge3_cli.main(["tasks", "check", str(user)]) == 2
     said = _said(capsys)
     assert str(user / "mine.yaml") in said and "field 'task'" in said and "merge3 ships" in said
+
+
+# --- merge3 import-tinybenchmarks (issue #15) --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_good(tmp_path_factory):
+    """A good synthetic tinyBenchmarks.pkl (the real structure) and its six tiny datasets."""
+    from tests.tinybenchmarks_reference import synthetic_tinybenchmarks, write_pkl, write_tiny_datasets
+
+    root = tmp_path_factory.mktemp("tiny-good")
+    data = synthetic_tinybenchmarks(seed=0, dims=2)
+    return data, write_pkl(data, root / "tinyBenchmarks.pkl"), write_tiny_datasets(data, root / "datasets")
+
+
+def _evil(marker: Path) -> bytes:
+    import os
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    return pickle.dumps({"lb": Evil()}, protocol=4)
+
+
+def _pickled(edit):
+    def make(data, folder: Path) -> bytes:
+        import pickle
+
+        data = copy.deepcopy(data)
+        edit(data)
+        return pickle.dumps(data, protocol=4)
+    return make
+
+
+def _drop_dataset(name: str):
+    def apply(datasets: Path, folder: Path) -> Path:
+        shutil.copytree(datasets, folder / "datasets")
+        (folder / "datasets" / f"{name}.jsonl").unlink()
+        return folder / "datasets"
+    return apply
+
+
+def _edit_rows(name: str, edit):
+    def apply(datasets: Path, folder: Path) -> Path:
+        shutil.copytree(datasets, folder / "datasets")
+        path = folder / "datasets" / f"{name}.jsonl"
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+        path.write_text("".join(json.dumps(r) + "\n" for r in edit(rows)))
+        return folder / "datasets"
+    return apply
+
+
+# id -> (the pkl's bytes from the good data, or None: the good file; the datasets folder, or None: the good
+# one; extra flags; words the message must contain)
+IMPORT_CASES = {
+    "a pkl that does not exist": ("missing", None, [], ["no such file"]),
+    "a file that is not a pickle": (lambda d, f: b"PK\x03\x04 this is a zip", None, [], ["not a readable pickle"]),
+    "a malicious pickle": (lambda d, f: _evil(f / "ran"), None, [], ["refused to unpickle", "posix.system"]),
+    "a pickle of another structure": (lambda d, f: __import__("pickle").dumps([1, 2, 3]), None, [],
+                                      ["not tinyBenchmarks' parameter file"]),
+    "A of the wrong shape": (_pickled(lambda d: d["lb"]["irt_parameters"].update(A=np.ones((1, 2, 50)))), None, [],
+                             ["field 'lb.irt_parameters.A' has shape (1, 2, 50)"]),
+    "B of the wrong shape": (_pickled(lambda d: d["mmlu"]["irt_parameters"].update(B=np.ones((1, 14042)))), None,
+                             [], ["field 'mmlu.irt_parameters.B'"]),
+    "a benchmark with too few anchors": (_pickled(lambda d: d["mmlu"].update(seen_examples=d["mmlu"]["seen_examples"][:50])),
+                                         None, [], ["field 'mmlu.seen_examples' has 50 entries"]),
+    "an unpinned file without the flag": (None, None, ["--no-allow"], ["--allow-unpinned", "eb2a0276"]),
+    "a datasets folder without tinyHellaswag": (None, _drop_dataset("tinyHellaswag"), [], ["no tinyHellaswag"]),
+    "a tiny dataset of 99 rows": (None, _edit_rows("tinyGSM8k", lambda rows: rows[:99]), [],
+                                  ["tinyGSM8k.jsonl", "99 rows"]),
+    "a tiny dataset without the key fields": (None, _edit_rows("tinyAI2_arc", lambda rows: [
+        {k: v for k, v in r.items() if k != "id"} for r in rows]), [], ["tinyAI2_arc.jsonl", "no field 'id'"]),
+}
+
+
+@pytest.mark.parametrize("case", list(IMPORT_CASES))
+def test_merge3_import_tinybenchmarks_with_bad_input(tiny_good, case, tmp_path, capsys):
+    data, good_pkl, good_datasets = tiny_good
+    make_pkl, make_datasets, flags, words = IMPORT_CASES[case]
+    pkl = good_pkl
+    if make_pkl == "missing":
+        pkl = tmp_path / "nowhere.pkl"
+    elif make_pkl is not None:
+        pkl = tmp_path / "tinyBenchmarks.pkl"
+        pkl.write_bytes(make_pkl(data, tmp_path))
+    datasets = good_datasets if make_datasets is None else make_datasets(good_datasets, tmp_path)
+    allow = [] if flags == ["--no-allow"] else ["--allow-unpinned"]
+    out = tmp_path / "bundles"
+    code = merge3_cli.main(["import-tinybenchmarks", str(pkl), "--datasets", str(datasets), "--out", str(out), *allow])
+    said = _said(capsys)
+    assert code == 2, (case, said)
+    assert str(pkl) in said or str(datasets) in said, said
+    for w in words:
+        assert w in said, (case, said)
+    assert not out.exists() and not (tmp_path / "ran").exists()
+
+
+def test_the_good_tinybenchmarks_import(tiny_good, tmp_path, capsys):
+    _, pkl, datasets = tiny_good
+    assert merge3_cli.main(["import-tinybenchmarks", str(pkl), "--datasets", str(datasets), "--out",
+                            str(tmp_path / "b"), "--allow-unpinned"]) == 0
+    assert len(list((tmp_path / "b").glob("*.json"))) == 6

@@ -1,0 +1,160 @@
+"""merge3 tasks on an imported tinyBenchmarks bundle (issue #15), on small local datasets with each
+benchmark's fields: anchors found by content among lm-eval's documents and locked on first load,
+refusals when they cannot be, the protocol warning, and the ready configs' switch to the bundle."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from merge3_plugin import tinybenchmarks as tb
+from merge3_plugin.anchor_lock import lock_path
+from merge3_plugin.estimation import estimate
+from tests.method.test_cli import merge3
+from tests.tinybenchmarks_reference import (benchmark_doc, lm_eval_docs, local_position, synthetic_tinybenchmarks,
+                                             write_pkl, write_tiny_datasets)
+
+ARC_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+output_type: multiple_choice
+test_split: test
+num_fewshot: {shots}
+doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
+doc_to_target: "{{{{choices.label.index(answerKey)}}}}"
+doc_to_choice: "{{{{choices.text}}}}"
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+metadata:
+  version: 1.0
+"""
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny-tasks")
+    data = synthetic_tinybenchmarks(seed=4, dims=2)
+    pkl = write_pkl(data, root / "tinyBenchmarks.pkl")
+    cache = root / "cache"
+    tb.import_tinybenchmarks(pkl, cache / "tinybenchmarks", write_tiny_datasets(data, root / "datasets"),
+                             allow_unpinned=True)
+    docs = lm_eval_docs("arc", seed=9)
+    (root / "arc.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "arc.yaml").write_text(ARC_YAML.format(name="synth_arc", data=root / "arc.jsonl", shots=25))
+    (root / "arc0.yaml").write_text(ARC_YAML.format(name="synth_arc0", data=root / "arc.jsonl", shots=0))
+    return root, data, docs, cache
+
+
+def _task(metadata: dict, name: str = "merge3_synth_arc"):
+    from merge3_lm_eval_tasks.task import Merge3Task
+
+    return Merge3Task(config={"task": name, "metadata": metadata})
+
+
+def test_anchors_are_matched_locked_and_estimated(world, tmp_path, capsys):
+    root, data, docs, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    task = _task({"merge3_base_yaml": str(root / "arc.yaml"), "merge3_bundle": str(bundle_path)})
+    anchors = list(task.eval_docs)
+    expected = [benchmark_doc("arc", p) for p in local_position(data, "arc")]
+    assert [d["id"] for d in anchors] == [d["id"] for d in expected]
+    lock = json.loads(lock_path(bundle_path).read_text())
+    assert list(lock["tasks"]) == [str(root / "arc.yaml")]
+    assert [docs[r["doc_id"]]["id"] for r in lock["tasks"][str(root / "arc.yaml")]["anchors"]] == [d["id"] for d in expected]
+    assert "warning" not in capsys.readouterr().err  # 25-shot, as the parameters assume
+    # the metric: (anchor position, score) pairs, in any order, give merge3's estimate
+    rng = np.random.default_rng(0)
+    scores = (rng.random(100) < 0.6).astype(float)
+    items = [(task.anchor_key(d), s) for d, s in zip(anchors, scores)]
+    value = task.aggregation()["acc_norm_gpirt"](list(reversed(items)))
+    assert value == pytest.approx(estimate(task.bundle, scores[None])["gpirt"][0], abs=1e-12)
+    # a second load reads the lock; a changed anchor document is refused
+    assert [d["id"] for d in _task({"merge3_base_yaml": str(root / "arc.yaml"),
+                                    "merge3_bundle": str(bundle_path)}).eval_docs] == [d["id"] for d in expected]
+    entry = lock["tasks"][str(root / "arc.yaml")]
+    entry["anchors"][0]["doc_hash"] = "0" * 64
+    lock_path(bundle_path).write_text(json.dumps(lock))
+    from merge3_lm_eval_tasks.task import Merge3ConfigError
+
+    with pytest.raises(Merge3ConfigError, match="merge3_synth_arc: .*anchor 0 .* gone or changed"):
+        _ = _task({"merge3_base_yaml": str(root / "arc.yaml"), "merge3_bundle": str(bundle_path)}).eval_docs
+
+
+def test_another_protocol_is_warned_about(world, tmp_path, capsys):
+    root, _, _, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    task = _task({"merge3_base_yaml": str(root / "arc0.yaml"), "merge3_bundle": str(bundle_path)})
+    err = capsys.readouterr().err
+    assert "runs 0-shot" in err and "25-shot acc_norm" in err and "Open LLM Leaderboard v1" in err
+    task.set_config("num_fewshot", 25)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_dataset_without_the_key_fields_is_refused(world, tmp_path):
+    """An mgsm/m_mmlu-like translation: no source id, so no mapping (and never by position)."""
+    root, _, _, cache = world
+    (tmp_path / "tr.jsonl").write_text("".join(json.dumps({"question": f"Frage {i}", "choices": {"text": ["a"], "label": ["A"]},
+                                                           "answerKey": "A"}) + "\n" for i in range(1172)))
+    (tmp_path / "tr.yaml").write_text(ARC_YAML.format(name="synth_tr", data=tmp_path / "tr.jsonl", shots=25))
+    from merge3_lm_eval_tasks.task import Merge3ConfigError
+
+    with pytest.raises(Merge3ConfigError, match="no field 'id'.*never by position"):
+        _ = _task({"merge3_base_yaml": str(tmp_path / "tr.yaml"),
+                   "merge3_bundle": str(cache / "tinybenchmarks" / "arc.json")}).eval_docs
+
+
+def test_tasks_build_matches_and_locks_now(world, tmp_path):
+    root, _, _, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    run = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
+                 "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    assert run.returncode == 0, run.stderr
+    assert "matched the 100 anchors by content" in run.stdout and lock_path(bundle_path).exists()
+
+
+def test_ready_configs_switch_to_the_imported_bundle(world, monkeypatch, tmp_path):
+    from merge3_lm_eval_tasks.task import with_tinybenchmarks
+
+    root, _, _, cache = world
+    meta = {"merge3_base_yaml": str(root / "arc0.yaml"), "merge3_random_anchors": {"size": 100, "seed": 0},
+            "merge3_tinybenchmarks": "arc"}
+    monkeypatch.setenv("MERGE3_CACHE", str(tmp_path / "empty"))
+    assert with_tinybenchmarks("t", meta) == meta  # not imported yet: random anchors
+    monkeypatch.setenv("MERGE3_CACHE", str(cache))
+    switched = with_tinybenchmarks("t", meta)
+    assert "merge3_random_anchors" not in switched and switched["merge3_bundle"].endswith("tinybenchmarks/arc.json")
+    task = _task(meta, name="merge3_ready_arc")
+    assert task.config.num_fewshot == 25 and task.bundle.content_keyed  # the leaderboard's shots
+
+
+def test_the_ready_configs_name_their_benchmark_and_its_metric():
+    """Six benchmarks and okapi's ARC translations use the imported bundles; m_mmlu and mgsm (no source id) do
+    not. Each bundle's metric is one its base task computes."""
+    import yaml
+    from lm_eval.tasks import TaskManager
+
+    from merge3_lm_eval_tasks.compat import load_yaml
+    from merge3_lm_eval_tasks.task import base_config
+    from merge3_lm_eval_tasks.task_files import configs_dir
+
+    index = TaskManager().task_index
+    uses = {}
+    for f in sorted(configs_dir().glob("merge3_*.yaml")):
+        meta = yaml.safe_load(f.read_text().replace("!function ", ""))["metadata"]
+        if "merge3_tinybenchmarks" in meta:
+            uses[f.stem] = meta["merge3_tinybenchmarks"]
+            base = (load_yaml(index[meta["merge3_base_task"]].yaml_path, resolve_func=False)
+                    if "merge3_base_task" in meta else base_config(f.stem, meta))
+            metrics = [m["metric"] for m in base["metric_list"]]
+            assert tb.BENCHMARKS[meta["merge3_tinybenchmarks"]].metric in metrics, f.stem
+    assert uses == {"merge3_arc_challenge": "arc", "merge3_gsm8k": "gsm8k", "merge3_hellaswag": "hellaswag",
+                    "merge3_mmlu": "mmlu", "merge3_truthfulqa_mc2": "truthfulqa", "merge3_winogrande": "winogrande",
+                    **{f"merge3_arc_{lang}": "arc" for lang in ("de", "es", "fr", "it", "nl")}}

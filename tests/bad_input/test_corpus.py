@@ -118,6 +118,13 @@ EVOLVE_CASES = {
     "one objective's algorithm for several": (
         lambda c: c["evolve"].update(objectives="multi", fitness=c["evolve"]["fitness"] * 2),
         ["field 'evolve.algorithm.name'", "optimises one objective"]),
+    "an unknown tpe option": (_edit("evolve.algorithm", {"name": "tpe", "n_startup": 4}),
+                              ["field 'evolve.algorithm.n_startup'", "n_startup_trials"]),
+    "tpe for several objectives": (
+        lambda c: c["evolve"].update(objectives="multi", fitness=c["evolve"]["fitness"] * 2,
+                                     algorithm={"name": "tpe"}),
+        ["field 'evolve.algorithm.name'", "tpe optimises one objective"]),
+    "a budget of no items": (_edit("evolve.budget", {"items": 0}), ["evolve.budget.items"]),
     "no budget": (_edit("evolve.budget", DELETE), ["field 'evolve.budget'"]),
     "an empty budget": (_edit("evolve.budget", {}), ["evolve.budget", "at least one of"]),
     "an unknown search space": (_edit("evolve.space", "lfss"), ["field 'evolve.space'"]),

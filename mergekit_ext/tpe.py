@@ -60,8 +60,9 @@ class TPEHyperband(Algorithm):
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # a line per trial otherwise
+        # several trials asked at once: the constant liar keeps TPE from proposing the same point to each
         sampler = optuna.samplers.TPESampler(seed=self.seed, n_startup_trials=self.n_startup_trials,
-                                             multivariate=self.multivariate)
+                                             multivariate=self.multivariate, constant_liar=self.pop_size > 1)
         pruner = optuna.pruners.NopPruner()
         if self.rungs and len(self.rungs) > 1:
             pruner = optuna.pruners.HyperbandPruner(min_resource=self.rungs[0], max_resource=self.rungs[-1],

@@ -35,11 +35,20 @@ def _tasks_build(args: argparse.Namespace) -> int:
 
     if (args.base_yaml is None) == (args.base_task is None):
         raise UserError("give the base task as --base-yaml PATH (its lm-eval YAML) or --base-task NAME (a built-in)")
+    previous = None  # the YAML that --force replaces, put back if the anchors of an imported bundle are refused
+    if args.force:
+        from merge3_plugin.bundle import Bundle
+
+        name = args.name or f"merge3_{Bundle.load(args.bundle.expanduser().resolve()).task}"
+        target = (args.out or user_tasks_dir()).expanduser() / f"{name}.yaml"
+        previous = target.read_text(encoding="utf-8") if target.is_file() else None
     out = build_task(args.bundle, args.out or user_tasks_dir(), base_yaml=args.base_yaml, base_task=args.base_task,
                      name=args.name, endpoint_samples=args.endpoint_samples, force=args.force)
     from .task_files import lock_anchors
 
-    note = lock_anchors(out)  # an imported bundle: its anchors matched by content now, if the dataset is at hand
+    # an imported bundle: its anchors matched by content now, if the dataset is at hand; a refusal puts back
+    # the YAML that --force replaced (or removes the new one)
+    note = lock_anchors(out, previous)
     print(f"wrote {out}")
     if note:
         print(note)

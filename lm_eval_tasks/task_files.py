@@ -129,10 +129,11 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     return out
 
 
-def lock_anchors(task_yaml_path: Path) -> str | None:
+def lock_anchors(task_yaml_path: Path, previous: str | None = None) -> str | None:
     """For a task on an imported (content-keyed) bundle: load the base task's documents and match the
-    anchors now, writing the bundle's lock file. A refusal (anchors that match nothing) removes the YAML
-    and raises; a dataset that cannot be loaded here leaves matching to the first lm-eval run (a note)."""
+    anchors now, writing the bundle's lock file. A refusal (anchors that match nothing) removes the YAML,
+    or puts back `previous` (the text it replaced), and raises; a dataset that cannot be loaded here
+    leaves matching to the first lm-eval run (a note)."""
     from .compat import load_yaml
     from .task import Merge3ConfigError, Merge3Task
 
@@ -144,7 +145,10 @@ def lock_anchors(task_yaml_path: Path) -> str | None:
         task = Merge3Task(config={"task": cfg["task"], "metadata": cfg["metadata"]})
         n = len(task.eval_docs)
     except Merge3ConfigError as err:
-        task_yaml_path.unlink()
+        if previous is None:
+            task_yaml_path.unlink()
+        else:
+            write_atomic(task_yaml_path, previous)
         raise UserError(str(err)) from None
     except Exception as err:  # noqa: BLE001 (offline, no dataset: datasets raises many kinds)
         return (f"note: the anchors are not matched yet (the base task's documents could not be loaded here: "

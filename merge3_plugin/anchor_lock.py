@@ -14,6 +14,8 @@ task (its documents). Later runs check the entry instead of matching again, and 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +24,6 @@ from pathlib import Path
 from .bundle import Bundle
 from .content_keys import MissingField, match
 from .errors import UserError
-from .files import write_atomic
 
 FORMAT = "merge3-anchor-lock"
 VERSION = 1
@@ -45,6 +46,11 @@ def _keys(bundle: Bundle, bundle_path: Path) -> tuple[str, list[str]]:
         raise UserError(f"{bundle_path}: its items are in the {bundle.item_order} order and its anchors carry no "
                         "content keys; re-import it with the tinyBenchmarks datasets (--datasets)")
     return anchors.content_keys["family"], list(anchors.content_keys["keys"])
+
+
+def _tiebreak(bundle: Bundle) -> list[str | None] | None:
+    keys = bundle.anchors.content_keys if bundle.anchors is not None else None
+    return None if not keys or keys.get("tiebreak") is None else list(keys["tiebreak"])
 
 
 def read(bundle_path: Path) -> dict:
@@ -72,28 +78,49 @@ def resolve(bundle: Bundle, bundle_path: Path, base: str, docs: Sequence[Mapping
     if entry is not None:
         return _check(bundle, bundle_path, base, entry, keys, docs, hash_of)
     try:
-        found = match(family, keys, docs)
+        found = match(family, keys, docs, _tiebreak(bundle))
     except MissingField as err:
         raise UserError(f"{base}: its documents have no field {err.field!r}, which the {family} content key needs "
                         f"({bundle_path.name}'s anchors are found by content only, never by position): this dataset "
                         "keeps no id of the original items") from None
     if found.ambiguous:
         key, where = next(iter(found.ambiguous.items()))
-        raise UserError(f"{base}: {len(found.ambiguous)} anchor(s) of {bundle_path} match several documents, e.g. "
-                        f"{key!r} matches doc_ids {where[:5]}; refusing to guess")
+        raise UserError(f"{base}: {len(found.ambiguous)} anchor(s) of {bundle_path} match several documents (or "
+                        f"share one), e.g. {key!r} matches doc_ids {where[:5]}; refusing to guess")
     if found.unmatched:
         shown = ", ".join(repr(keys[k]) for k in found.unmatched[:3])
         raise UserError(f"{base}: {len(found.unmatched)} of the {len(keys)} anchors of {bundle_path} match no document "
                         f"of the task ({len(docs)} documents), e.g. {shown}; another dataset, split or version? "
                         "Refusing to estimate without them")
     locked = Locked([int(i) for i in found.index], [hash_of(docs[i]) for i in found.index])
-    lock["tasks"][base] = {
+    _add_entry(bundle_path, base, {
         "source_sha256": bundle.source.get("sha256"), "documents": len(docs),
         "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "anchors": [{"position": int(p), "key": k, "doc_id": d, "doc_hash": h}
-                    for p, k, d, h in zip(bundle.anchors.doc_ids, keys, locked.doc_ids, locked.doc_hashes)]}
-    write_atomic(lock_path(bundle_path), json.dumps(lock, indent=1) + "\n")
+                    for p, k, d, h in zip(bundle.anchors.doc_ids, keys, locked.doc_ids, locked.doc_hashes)]})
     return locked
+
+
+def _add_entry(bundle_path: Path, base: str, entry: dict) -> None:
+    """Add `base`'s entry to the lock file, atomically: re-read just before writing (another process, e.g.
+    another lm-eval rank or a Ray actor, may have locked another base task meanwhile; an entry for `base`
+    already there is kept), written to a temporary file of a name of its own, then renamed over the lock."""
+    path = lock_path(bundle_path)
+    lock = read(bundle_path)
+    lock["tasks"].setdefault(base, entry)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    except OSError as err:
+        raise UserError(f"{path}: cannot write the anchor lock beside the bundle ({err.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(lock, indent=1) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def _check(bundle: Bundle, bundle_path: Path, base: str, entry: dict, keys: list[str], docs: Sequence[Mapping],
@@ -101,7 +128,7 @@ def _check(bundle: Bundle, bundle_path: Path, base: str, entry: dict, keys: list
     where = f"{lock_path(bundle_path)}: task {base!r}"
     locked = _entry(bundle, bundle_path, base, entry, keys)
     for k, (doc_id, doc_hash) in enumerate(zip(locked.doc_ids, locked.doc_hashes)):
-        if doc_id >= len(docs) or hash_of(docs[doc_id]) != doc_hash:
+        if not 0 <= doc_id < len(docs) or hash_of(docs[doc_id]) != doc_hash:
             raise UserError(f"{where}: anchor {k} ({keys[k]!r}) was document {doc_id}, which is gone or changed since "
                             "the lock was written (another dataset version or order). Refusing to estimate; if the "
                             f"change is intended, delete the {base!r} entry of the lock to match again")

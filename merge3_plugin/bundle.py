@@ -43,7 +43,7 @@ class Anchors:
     # with its own weights and calibration; smallest first
     rungs: list["Anchors"] = field(default_factory=list)
     # anchors named by content, not position (imported bundles, see content_keys.py):
-    # {"family": a content_keys.KEYS name, "keys": one key per anchor}
+    # {"family": a content_keys.KEYS name, "keys": one key per anchor, "tiebreak": one per anchor (optional)}
     content_keys: dict[str, Any] | None = None
 
     @property

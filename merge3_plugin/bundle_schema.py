@@ -187,6 +187,7 @@ class _Rung(_Section):
 class _ContentKeys(_Section):
     family: str  # a content_keys.KEYS name
     keys: list[str]  # one per anchor
+    tiebreak: list[str | None] | None = None  # one per anchor: the family's tiebreak fields (content_keys.py)
 
 
 class _Anchors(_Section):
@@ -329,10 +330,12 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
         if a.content_keys.family not in KEYS:
             raise _field_error(path, "anchors.content_keys.family", f"is {a.content_keys.family!r}; expected one of "
                                                                     f"{', '.join(KEYS)}")
-        if len(a.content_keys.keys) != len(a.doc_ids):
-            raise _field_error(path, "anchors.content_keys.keys", f"has {len(a.content_keys.keys)} entries, expected "
-                                                                   f"{len(a.doc_ids)} (one per anchor)")
-        keys = a.content_keys.model_dump()
+        for name in ("keys", "tiebreak"):
+            given = getattr(a.content_keys, name)
+            if given is not None and len(given) != len(a.doc_ids):
+                raise _field_error(path, f"anchors.content_keys.{name}", f"has {len(given)} entries, expected "
+                                                                         f"{len(a.doc_ids)} (one per anchor)")
+        keys = a.content_keys.model_dump(exclude_none=True)
     return Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids, weights=a.weights,
                    lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {},
                    rungs=rungs, content_keys=keys)

@@ -276,13 +276,14 @@ def subject_name(subscenario: str) -> str:
 
 
 # -- bundles -------------------------------------------------------------------------------------
-def to_bundle(bench: Benchmark, scen: Scenario, source: Source, content_keys: list[str] | None) -> Bundle:
+def to_bundle(bench: Benchmark, scen: Scenario, source: Source, content_keys: dict | None) -> Bundle:
+    """`content_keys`: {"keys": [...], "tiebreak": [...] (where the family has one)}, from anchor_keys()."""
     n, dims = scen.alpha.shape
     anchors = Anchors(method="tinybenchmarks", seed=0, doc_ids=[int(p) for p in scen.anchors], weights=scen.weights,
                       lambda_gpirt=scen.lam, delta_gmpirt=scen.lam,
                       calibration={"source": "tinyBenchmarks' optimal_lambdas (fit on leaderboard models); "
                                              "delta = lambda* (no merges to learn it on)"},
-                      content_keys=None if content_keys is None else {"family": bench.key_family, "keys": content_keys})
+                      content_keys=None if content_keys is None else {"family": bench.key_family, **content_keys})
     uniform = bool(np.allclose(scen.balance, 1.0))
     groups = None
     if len(scen.groups) > 1:
@@ -304,7 +305,7 @@ def _items(alpha: np.ndarray, beta: np.ndarray):
     return ItemParams(np.ascontiguousarray(alpha, dtype=np.float64), np.ascontiguousarray(beta, dtype=np.float64))
 
 
-def bundles_from(path: Path, data: Any, source: Source, keys: dict[str, list[str]] | None = None) -> dict[str, Bundle]:
+def bundles_from(path: Path, data: Any, source: Source, keys: dict[str, dict] | None = None) -> dict[str, Bundle]:
     """One bundle per benchmark from a loaded (not yet validated) file."""
     by_model: dict[str, dict[str, int]] = {}
     for b in BENCHMARKS.values():
@@ -316,8 +317,9 @@ def bundles_from(path: Path, data: Any, source: Source, keys: dict[str, list[str
             for name, b in BENCHMARKS.items()}
 
 
-def anchor_keys(datasets_dir: Path) -> dict[str, list[str]]:
-    """Each benchmark's 100 anchor content keys, from the tinyBenchmarks datasets under `datasets_dir`."""
+def anchor_keys(datasets_dir: Path) -> dict[str, dict]:
+    """Each benchmark's 100 anchor content keys ({"keys": [...]}, plus "tiebreak" where its family has
+    one), from the tinyBenchmarks datasets under `datasets_dir`."""
     from .content_keys import MissingField, family
     from .local_datasets import find, read_rows
 
@@ -336,8 +338,13 @@ def anchor_keys(datasets_dir: Path) -> dict[str, list[str]]:
             raise UserError(f"{where}: rows have no field {err.field!r} (the {b.key_family} content key needs "
                             f"{', '.join(family(b.key_family).fields)})") from None
         if len(set(keys)) != len(keys):
-            raise UserError(f"{where}: two rows have the same content key; is this tinyBenchmarks/{b.dataset}?")
-        out[name] = keys
+            dup = next(k for k in keys if keys.count(k) > 1)
+            raise UserError(f"{where}: rows {[i for i, k in enumerate(keys) if k == dup]} have the same content key "
+                            f"{dup!r:.120}; is this tinyBenchmarks/{b.dataset}?")
+        out[name] = {"keys": keys}
+        fam = family(b.key_family)
+        if fam.tiebreak:
+            out[name]["tiebreak"] = [fam.tiebreak_key(r) for r in rows]
     return out
 
 

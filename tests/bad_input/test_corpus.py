@@ -377,6 +377,23 @@ def _evil(marker: Path) -> bytes:
     return pickle.dumps({"lb": Evil()}, protocol=4)
 
 
+def _forged_dtype() -> bytes:
+    """An array whose dtype's pickled state claims its object field holds no objects (numpy trusts it)."""
+    import pickle
+
+    from numpy._core.multiarray import _reconstruct
+
+    class Dtype:
+        def __reduce__(self):
+            return (np.dtype, ("V8", False, True), (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0))
+
+    class Array:
+        def __reduce__(self):
+            return (_reconstruct, (np.ndarray, (0,), b"b"), (1, (1,), Dtype(), False, b"\x41" * 8))
+
+    return pickle.dumps({"lb": {"irt_parameters": {"A": Array()}}}, protocol=4)
+
+
 def _pickled(edit):
     def make(data, folder: Path) -> bytes:
         import pickle
@@ -411,6 +428,9 @@ IMPORT_CASES = {
     "a pkl that does not exist": ("missing", None, [], ["no such file"]),
     "a file that is not a pickle": (lambda d, f: b"PK\x03\x04 this is a zip", None, [], ["not a readable pickle"]),
     "a malicious pickle": (lambda d, f: _evil(f / "ran"), None, [], ["refused to unpickle", "posix.system"]),
+    "a pickle with a forged dtype": (lambda d, f: _forged_dtype(), None, [], ["refused to unpickle", "numpy.dtype('V8')"]),
+    "a pickle with an object array": (lambda d, f: __import__("pickle").dumps(
+        {"lb": np.array([{"A": 1}], dtype=object)}, protocol=4), None, [], ["refused to unpickle", "numpy.dtype('O8')"]),
     "a pickle of another structure": (lambda d, f: __import__("pickle").dumps([1, 2, 3]), None, [],
                                       ["not tinyBenchmarks' parameter file"]),
     "A of the wrong shape": (_pickled(lambda d: d["lb"]["irt_parameters"].update(A=np.ones((1, 2, 50)))), None, [],
@@ -425,6 +445,8 @@ IMPORT_CASES = {
                                   ["tinyGSM8k.jsonl", "99 rows"]),
     "a tiny dataset without the key fields": (None, _edit_rows("tinyAI2_arc", lambda rows: [
         {k: v for k, v in r.items() if k != "id"} for r in rows]), [], ["tinyAI2_arc.jsonl", "no field 'id'"]),
+    "a tiny dataset with a row twice": (None, _edit_rows("tinyTruthfulQA", lambda rows: rows[:99] + rows[:1]), [],
+                                        ["tinyTruthfulQA.jsonl", "rows [0, 99] have the same content key"]),
 }
 
 

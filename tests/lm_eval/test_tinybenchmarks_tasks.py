@@ -158,3 +158,24 @@ def test_the_ready_configs_name_their_benchmark_and_its_metric():
     assert uses == {"merge3_arc_challenge": "arc", "merge3_gsm8k": "gsm8k", "merge3_hellaswag": "hellaswag",
                     "merge3_mmlu": "mmlu", "merge3_truthfulqa_mc2": "truthfulqa", "merge3_winogrande": "winogrande",
                     **{f"merge3_arc_{lang}": "arc" for lang in ("de", "es", "fr", "it", "nl")}}
+
+
+def test_a_refused_rebuild_keeps_the_task_it_would_have_replaced(world, tmp_path):
+    """`tasks build --force` onto a base task whose documents cannot hold the anchors: refused (exit 2, no
+    traceback), and the YAML that was there before is put back, not deleted."""
+    root, _, _, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    args = ["tasks", "build", "--bundle", str(bundle_path), "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks")]
+    assert merge3(*args, "--base-yaml", str(root / "arc.yaml")).returncode == 0
+    yaml_path = tmp_path / "tasks" / "merge3_my_arc.yaml"
+    before = yaml_path.read_text()
+    (tmp_path / "tr.jsonl").write_text("".join(json.dumps({"question": f"Frage {i}", "choices": {"text": ["a"], "label": ["A"]},
+                                                           "answerKey": "A"}) + "\n" for i in range(1172)))
+    (tmp_path / "tr.yaml").write_text(ARC_YAML.format(name="synth_tr2", data=tmp_path / "tr.jsonl", shots=25))
+    run = merge3(*args, "--base-yaml", str(tmp_path / "tr.yaml"), "--force")
+    assert run.returncode == 2 and "no field 'id'" in run.stderr and "Traceback" not in run.stderr, run.stderr
+    assert yaml_path.read_text() == before
+    fresh = ["tasks", "build", "--bundle", str(bundle_path), "--name", "merge3_new_arc", "--out", str(tmp_path / "tasks")]
+    assert merge3(*fresh, "--base-yaml", str(tmp_path / "tr.yaml")).returncode == 2
+    assert not (tmp_path / "tasks" / "merge3_new_arc.yaml").exists()

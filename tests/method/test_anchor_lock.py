@@ -139,3 +139,52 @@ def test_keys_ignore_whitespace_and_name_missing_fields():
         content_keys.KEYS["mmlu"].key({"question": "q"})
     with pytest.raises(UserError, match="unknown content key family"):
         content_keys.family("squad")
+
+
+def test_keys_compare_unicode_forms_whole_floats_and_lists():
+    """The same text in NFC and NFD (é as one code point or e + accent) is one key; a parquet id read as a
+    float is the integer; list fields (MMLU's choices) compare item by item."""
+    q = content_keys.KEYS["truthfulqa"]
+    assert q.key({"question": "Caf\u00e9 au lait?"}) == q.key({"question": "Cafe\u0301 au  lait?"})
+    assert q.key({"question": "Cafe au lait?"}) != q.key({"question": "Caf\u00e9 au lait?"})
+    hs = content_keys.KEYS["hellaswag"]
+    assert hs.key({"ind": 4.0, "ctx": "x"}) == hs.key({"ind": 4, "ctx": "x"}) != hs.key({"ind": 4.5, "ctx": "x"})
+    mmlu = content_keys.KEYS["mmlu"]
+    assert mmlu.tiebreak_key({"choices": ["a ", "b"]}) == mmlu.tiebreak_key({"choices": ("a", "b")})
+    assert mmlu.tiebreak_key({"choices": ["a", "b"]}) != mmlu.tiebreak_key({"choices": ["b", "a"]})
+    assert mmlu.tiebreak_key({"question": "q"}) is None and content_keys.KEYS["arc"].tiebreak_key({"id": 1}) is None
+
+
+def test_a_key_shared_by_two_documents_is_settled_by_the_tiebreak(world, bundle_at):
+    """MMLU repeats some questions within a subject with other choices: the anchor's choices pick its document;
+    two documents alike in choices too are still refused."""
+    data, _ = world
+    bundle, path = bundle_at("mmlu")
+    assert len(bundle.anchors.content_keys["tiebreak"]) == 100
+    docs = lm_eval_docs("mmlu", seed=3)
+    first = benchmark_doc("mmlu", local_position(data, "mmlu")[0])
+    twin = dict(first, choices=["7", "8", "9", "10"], answer=0)  # same subject and question, other choices
+    docs = [twin] + docs
+    locked = anchor_lock.resolve(bundle, path, "with_twin", docs, doc_hash)
+    assert docs[locked.doc_ids[0]] == first and locked.doc_ids[0] != 0
+    with pytest.raises(UserError, match="match several documents"):
+        anchor_lock.resolve(bundle, path, "with_clone", [dict(first, answer=0)] + docs, doc_hash)
+
+
+def test_locking_keeps_entries_another_process_wrote_meanwhile(bundle_at, monkeypatch):
+    """Two lm-eval ranks or Ray actors may lock base tasks at once: the lock is re-read before it is replaced,
+    through a temporary file of its own name (nothing left behind)."""
+    bundle, path = bundle_at("arc")
+    anchor_lock.resolve(bundle, path, "first", lm_eval_docs("arc", 1), doc_hash)
+    real_match = anchor_lock.match
+
+    def match_while_another_process_writes(*args):
+        other = json.loads(anchor_lock.lock_path(path).read_text())
+        other["tasks"]["other"] = other["tasks"]["first"]
+        anchor_lock.lock_path(path).write_text(json.dumps(other))
+        return real_match(*args)
+
+    monkeypatch.setattr(anchor_lock, "match", match_while_another_process_writes)
+    anchor_lock.resolve(bundle, path, "second", lm_eval_docs("arc", 2), doc_hash)
+    assert set(json.loads(anchor_lock.lock_path(path).read_text())["tasks"]) == {"first", "other", "second"}
+    assert sorted(p.name for p in path.parent.iterdir()) == sorted([path.name, anchor_lock.lock_path(path).name])

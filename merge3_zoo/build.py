@@ -14,9 +14,8 @@ import shutil
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 
 from merge3_plugin.errors import UserError
@@ -207,9 +206,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
     n_workers = n_workers or min(4, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    ctx = get_context("spawn")
-    with ProcessPoolExecutor(n_workers, mp_context=ctx, initializer=workers.init_worker,
-                             initargs=(str(root / "hf"), str(root / "build.log"))) as pool:
+    with workers.worker_pool(n_workers, str(root / "hf"), str(root / "build.log")) as pool:
         running = {}
         while pending or running:
             ready = [j for j in pending if all(n in done_models for n in j.needs)]

@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -32,7 +33,25 @@ def _die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+@contextmanager
+def worker_pool(n_workers: int, hf_home: str, log_path: str):
+    """Fresh (spawned) worker processes, each set up by `init_worker`, on the portable float paths
+    (numerics.py): a forked child of a process with torch loaded would keep the parent's paths."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from .numerics import portable_children
+
+    # workers start when jobs are submitted, so the environment they inherit stays set throughout
+    with portable_children(), ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
+                                                  initializer=init_worker, initargs=(hf_home, log_path)) as pool:
+        yield pool
+
+
 def init_worker(hf_home: str, log_path: str) -> None:
+    from .numerics import use_portable_floats
+
+    use_portable_floats()  # first: torch reads these switches when it loads (numerics.py says why)
     _die_with_parent()
     # The build draws one progress bar of its own; what libraries print goes to the build log.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -82,10 +101,13 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
     `tokenizer_folder`: a pre-trained base's, for a world built on one (else the character codec)."""
     from transformers import LlamaForCausalLM
 
-    from .tokenizer import codec_for
+    from .numerics import is_portable
     from .recipe import ModelShape
+    from .tokenizer import codec_for
     from .training import new_model, train
 
+    if not is_portable():  # weights that only this kind of CPU would give: not a world's
+        raise RuntimeError("train_job runs in a worker_pool() process (portable float paths, numerics.py)")
     start = time.perf_counter()
     root = Path(models_root)
     codec = codec_for(tokenizer_folder)

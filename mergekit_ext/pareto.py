@@ -23,6 +23,18 @@ def hypervolume(front: np.ndarray) -> float:
     return float(HV(ref_point=np.zeros(front.shape[1]))(-front))
 
 
+def archive_front(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+    """The non-dominated genes and objectives among `records` (every candidate scored so far). The
+    front of an archive only grows, whatever the algorithm keeps: NSGA-III's survivors, for one, may
+    drop a point of the front, and a hypervolume taken on them can fall from one generation to the next."""
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
+
+    X = np.array([r["genes"] for r in records], dtype=float)
+    F = np.array([r["objectives"] for r in records], dtype=float)
+    front = NonDominatedSorting().do(-F, only_non_dominated_front=True)
+    return X[front], F[front]
+
+
 def best_first(F: np.ndarray) -> np.ndarray:
     """The order in which Pareto points are written (pareto/point000.yaml first): BEST_RULE, ties
     kept in the algorithm's order."""

@@ -61,9 +61,10 @@ class CheckpointCallback(Callback):
         state = {"generation": int(algorithm.n_gen), "candidates": search.asked,
                  "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
                  "failed_now": search.failed, "best": [float(f) for f in front[0]]}
-        if front.shape[1] > 1:  # several objectives: the front's hypervolume, also a line in history.jsonl
-            from .pareto import hypervolume
+        if front.shape[1] > 1:  # several objectives: the hypervolume of everything scored so far (never falls)
+            from .pareto import archive_front, hypervolume
 
+            front = archive_front(search.succeeded())[1]
             state["hypervolume"] = hypervolume(front)
             history = search.history
             if state["generation"] > len(history.generations):  # a resumed run replays those it has

@@ -90,6 +90,10 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
+        if n_obj > 1:  # the front of every candidate scored, not only of those the algorithm kept
+            from .pareto import archive_front
+
+            X, F = archive_front(search.succeeded())
         if evolve.racing:  # the best of those scored on every anchor, not a lucky low-rung estimate
             winner = max(search.finalists(), key=lambda r: r["objectives"][0])
             X, F = np.array([winner["genes"]]), np.array([winner["objectives"]])

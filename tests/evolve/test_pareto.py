@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mergekit_ext.pareto import best_first, hypervolume, plot_front
+from mergekit_ext.pareto import archive_front, best_first, hypervolume, plot_front
 
 
 def test_hypervolume_is_the_share_of_the_unit_box_a_front_dominates():
@@ -18,6 +18,17 @@ def test_hypervolume_is_the_share_of_the_unit_box_a_front_dominates():
     # candidates cut by the budget (-1e9 after negation) or failed do not count
     assert hypervolume([[0.5, 0.5], [-1e9, -1e9]]) == pytest.approx(0.25)
     assert hypervolume(np.empty((0, 2))) == 0.0
+
+
+def test_the_archive_front_keeps_every_non_dominated_candidate_ever_scored():
+    """What NSGA-III's survivors may drop stays in the archive's front, so its hypervolume never falls."""
+    records = [{"genes": [0.1 * i], "objectives": o} for i, o in
+               enumerate([[0.2, 0.9], [0.5, 0.5], [0.9, 0.1], [0.4, 0.4], [0.6, 0.6]])]
+    X, F = archive_front(records)
+    assert sorted(map(tuple, F.tolist())) == [(0.2, 0.9), (0.6, 0.6), (0.9, 0.1)]
+    assert sorted(X[:, 0].round(1).tolist()) == [0.0, 0.2, 0.4]
+    volumes = [hypervolume(archive_front(records[:n])[1]) for n in range(1, len(records) + 1)]
+    assert volumes == sorted(volumes) and volumes[-1] > volumes[0]
 
 
 def test_the_highest_mean_comes_first_and_ties_keep_their_order():

@@ -1,0 +1,62 @@
+"""Float paths that every x86 CPU shares, so that a preset and a seed give the same weights anywhere.
+
+torch picks its CPU kernels by the instructions the processor has (ATen's AVX2 or AVX-512 kernels,
+MKL's code paths), and a sum taken in another order rounds otherwise: a 30-step AdamW run of a
+4-layer Llama gave other weights with AVX-512 than with AVX2 (shared field notes). With ATen's
+scalar kernels, MKL's conditional numerical reproducibility on its compatible path and one thread,
+the same run gives the same bytes on both. Both switches are read once, when torch (and its MKL)
+load: they must be in the environment before `import torch`, which is why the zoo's training and
+evaluation run in worker processes that call `use_portable_floats()` first.
+
+The cost is speed (benchmarks/portable_floats.py measures it); worlds are small.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+
+# ATen: the plain (not vectorised) kernels; MKL: the code path it promises on any x86 processor
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+
+
+def use_portable_floats() -> None:
+    """Put PORTABLE_ENV in this process's environment, over whatever was there (a machine's own
+    setting would make its worlds differ). Takes effect only if torch is not loaded yet: a process
+    whose torch already runs on other paths is refused."""
+    if "torch" in sys.modules and not is_portable():
+        raise RuntimeError("use_portable_floats(): torch was imported before the portable float paths were set")
+    os.environ.update(PORTABLE_ENV)
+
+
+@contextmanager
+def portable_children():
+    """PORTABLE_ENV in the environment that child processes started inside this block inherit (a
+    spawned child may load torch before any code of ours runs in it: importing the parent's main
+    module); the parent's environment is restored afterwards."""
+    saved = {k: os.environ.get(k) for k in PORTABLE_ENV}
+    os.environ.update(PORTABLE_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def float_paths() -> dict:
+    """What this process computes with (for zoo.json): ATen's kernel level, MKL's path, torch's threads."""
+    import torch
+
+    return {"aten_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "mkl_cbwr": os.environ.get("MKL_CBWR"), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
+def is_portable() -> bool:
+    """True when this process's torch runs on the portable paths (set before torch was imported)."""
+    paths = float_paths()
+    return paths["aten_cpu_capability"] == "DEFAULT" and paths["mkl_cbwr"] == PORTABLE_ENV["MKL_CBWR"]

@@ -71,7 +71,7 @@ def plan(preset: Preset, seed: int, root: Path) -> tuple[list[Job], dict[str, di
             continue  # made before the workers start (see pretrained_base)
         jobs.append(Job("train", run.name, [run.parent] if run.parent else [],
                         (workers.run_to_dict(run), asdict(preset.shape), seed, str(models_root), preset.batch_size,
-                         tokenizer, preset.dtype),
+                         tokenizer, preset.dtype, preset.float_paths == "portable"),
                         produced))
     for merge in preset.merges:
         spec = asdict(merge)
@@ -206,7 +206,8 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
     n_workers = n_workers or min(4, os.cpu_count() or 1)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
                disable=not progress, file=sys.stderr, dynamic_ncols=True)
-    with workers.worker_pool(n_workers, str(root / "hf"), str(root / "build.log")) as pool:
+    with workers.worker_pool(n_workers, str(root / "hf"), str(root / "build.log"),
+                             portable=preset.float_paths == "portable") as pool:
         running = {}
         while pending or running:
             ready = [j for j in pending if all(n in done_models for n in j.needs)]

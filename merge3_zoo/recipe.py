@@ -12,8 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 
 # Bump when a change to the code (not the numbers) changes what a build produces.
-# 2: trained and evaluated on the portable float paths (numerics.py): older worlds were machine-bound
-ZOO_FORMAT = 2
+ZOO_FORMAT = 1
 
 @dataclass(frozen=True)
 class ModelShape:
@@ -83,6 +82,10 @@ class Preset:
     # A real pre-trained base (a name in pretrained.SOURCES) instead of one trained from scratch: the
     # "base" run is then converted, not trained, and every model uses the base's own tokenizer.
     pretrained: str | None = None
+    # "portable": trained and evaluated on float paths every x86 CPU shares (numerics.py), so a seed gives
+    # the same weights on any machine, at about 2x the training time; "machine": the CPU's own, faster
+    # paths (a world of a real model, whose matrix products take 3x longer on the portable path)
+    float_paths: str = "portable"
 
     def to_dict(self) -> dict:
         # fields added later are left out at their defaults: older presets keep their hash (and cache folder)
@@ -91,6 +94,8 @@ class Preset:
             del data["dialect"]
         if data["pretrained"] is None:
             del data["pretrained"]
+        if data["float_paths"] == "machine":  # how every world was built before the portable paths
+            del data["float_paths"]
         for run in data["runs"]:
             if not run["trainable_layers"]:
                 del run["trainable_layers"]
@@ -348,4 +353,5 @@ PRESETS["smol"] = Preset(
     thresholds=Thresholds(expert_gain=0.2, kept_gain=0.3, crosslingual_margin=-0.03),
     batch_size=16,
     pretrained="smollm2-135m-instruct",
+    float_paths="machine",
 )

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -34,24 +34,26 @@ def _die_with_parent() -> None:
 
 
 @contextmanager
-def worker_pool(n_workers: int, hf_home: str, log_path: str):
-    """Fresh (spawned) worker processes, each set up by `init_worker`, on the portable float paths
-    (numerics.py): a forked child of a process with torch loaded would keep the parent's paths."""
+def worker_pool(n_workers: int, hf_home: str, log_path: str, portable: bool = True):
+    """Fresh (spawned) worker processes, each set up by `init_worker`; `portable`: on the float paths
+    every x86 CPU shares (numerics.py), which a forked child of a process with torch loaded could not take."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     from .numerics import portable_children
 
     # workers start when jobs are submitted, so the environment they inherit stays set throughout
-    with portable_children(), ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
-                                                  initializer=init_worker, initargs=(hf_home, log_path)) as pool:
+    with portable_children() if portable else nullcontext(), \
+            ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=init_worker,
+                                initargs=(hf_home, log_path, portable)) as pool:
         yield pool
 
 
-def init_worker(hf_home: str, log_path: str) -> None:
-    from .numerics import use_portable_floats
+def init_worker(hf_home: str, log_path: str, portable: bool = True) -> None:
+    if portable:
+        from .numerics import use_portable_floats
 
-    use_portable_floats()  # first: torch reads these switches when it loads (numerics.py says why)
+        use_portable_floats()  # first: torch reads these switches when it loads (numerics.py says why)
     _die_with_parent()
     # The build draws one progress bar of its own; what libraries print goes to the build log.
     fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -96,9 +98,10 @@ def _save(model, codec, path: Path, dtype: str = "float32") -> None:
 
 
 def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_size: int,
-              tokenizer_folder: str | None = None, dtype: str = "float32") -> float:
+              tokenizer_folder: str | None = None, dtype: str = "float32", portable: bool = True) -> float:
     """Trains one run (from scratch or from its parent) and saves it plus its checkpoints.
-    `tokenizer_folder`: a pre-trained base's, for a world built on one (else the character codec)."""
+    `tokenizer_folder`: a pre-trained base's, for a world built on one (else the character codec);
+    `portable`: refused unless this worker runs on the portable float paths."""
     from transformers import LlamaForCausalLM
 
     from .numerics import is_portable
@@ -106,7 +109,7 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
     from .tokenizer import codec_for
     from .training import new_model, train
 
-    if not is_portable():  # weights that only this kind of CPU would give: not a world's
+    if portable and not is_portable():  # weights that only this kind of CPU would give
         raise RuntimeError("train_job runs in a worker_pool() process (portable float paths, numerics.py)")
     start = time.perf_counter()
     root = Path(models_root)

@@ -37,8 +37,14 @@ def main() -> None:
                         help="override evolve.granularity: global, per_layer or a number of layer groups")
     args = parser.parse_args()
 
+    # the world and this example on float paths every x86 CPU shares, one thread: the same table on any machine
+    from merge3_zoo.numerics import use_portable_floats
+
+    use_portable_floats()
     import numpy as np
     import torch
+
+    torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM
 
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
@@ -109,6 +115,7 @@ def main() -> None:
     print(f"\n{summary['candidates_this_run']} candidates asked, {summary['evaluated_this_run']} evaluated by this run "
           f"({summary['evaluations']} distinct in its history), {summary['wall_seconds']:.0f} s; "
           f"merge {summary['mean_merge_seconds']:.3f} s, eval {summary['mean_eval_seconds']:.3f} s per candidate")
+    print(f"the run's files (best.yaml, history.jsonl, summary.json, plots, evolve.log): {args.out.resolve()}")
 
 
 if __name__ == "__main__":

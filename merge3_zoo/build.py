@@ -22,6 +22,7 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.files import check_writable, write_atomic
 
 from . import workers
+from .eta import BuildClock, format_left, job_units
 from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
 from .recipe import PRESETS, Preset
@@ -204,8 +205,13 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
             continue
         pending.append(job)
     n_workers = n_workers or min(4, os.cpu_count() or 1)
+    clock = BuildClock({j.key: job_units(j.kind, j.args, preset.n_test, len(TASKS)) for j in pending},
+                       {j.key: j.kind for j in pending}, n_workers)
+    # tqdm's own forecast counts jobs, which differ a thousandfold in work: ours weighs them (eta.py)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
-               disable=not progress, file=sys.stderr, dynamic_ncols=True)
+               disable=not progress, file=sys.stderr, dynamic_ncols=True,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} jobs [{elapsed}, {postfix}]")
+    bar.set_postfix_str(format_left(None))
     with workers.worker_pool(n_workers, str(root / "hf"), str(root / "build.log"),
                              portable=preset.float_paths == "portable") as pool:
         running = {}
@@ -230,7 +236,9 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                     seconds = result
                     done_models.update(job.produces)
                 timings[job.kind] += seconds
-                bar.set_postfix_str(f"{job.kind} {job.key.removeprefix('eval:')}")
+                clock.finished(job.key, seconds)
+                bar.set_postfix_str(f"{format_left(clock.seconds_left())}; done: {job.kind} "
+                                    f"{job.key.removeprefix('eval:')}")
                 bar.update(1)
     bar.close()
     timings["wall"] = time.perf_counter() - wall

@@ -1,0 +1,61 @@
+"""The zoo build's time left: jobs weighed by their work, each kind timed as it goes.
+
+Counting jobs gives a poor forecast (a base's training takes minutes, an evaluation seconds: the
+first build of the micro world showed 1:05:35 left for a build of 3:45). Here a job's work is its
+training samples, evaluated items or merged models; the seconds per unit of each kind come from the
+jobs of that kind already done, and until one is done, from another kind's rate times the ratio
+measured on the micro world (PRIOR_SECONDS_PER_UNIT). The work left is spread over the workers.
+"""
+
+from __future__ import annotations
+
+# seconds per unit on the micro world's portable build (2 cores, 2026-12-05): train 410 s for 2200
+# steps of 64 samples, eval 31 s for 21 models x 4 tasks x 200 items, merge 0.6 s for 5 merges of ~2.4 models
+PRIOR_SECONDS_PER_UNIT = {"train": 0.0029, "eval": 0.0018, "merge": 0.05}
+
+
+def job_units(kind: str, args: tuple, n_items: int, n_tasks: int) -> float:
+    """A job's work: training samples (steps x batch), items evaluated, or models merged."""
+    if kind == "train":
+        run, batch_size = args[0], args[4]
+        return float(run["steps"] * batch_size)
+    if kind == "eval":
+        return float(n_items * n_tasks)
+    return float(len(args[0]["weights"]))
+
+
+class BuildClock:
+    def __init__(self, units: dict[str, float], kinds: dict[str, str], workers: int):
+        self.units = dict(units)  # job key -> its work, for the jobs still to do
+        self.kinds = kinds
+        self.workers = max(1, workers)
+        self.seconds: dict[str, float] = {}  # per kind: worker seconds spent on finished jobs
+        self.done_units: dict[str, float] = {}
+
+    def finished(self, key: str, seconds: float) -> None:
+        kind = self.kinds[key]
+        self.seconds[kind] = self.seconds.get(kind, 0.0) + seconds
+        self.done_units[kind] = self.done_units.get(kind, 0.0) + self.units.pop(key, 0.0)
+
+    def rate(self, kind: str) -> float | None:
+        """Seconds per unit of `kind`: measured, else scaled from a measured kind, else None."""
+        if self.done_units.get(kind):
+            return self.seconds[kind] / self.done_units[kind]
+        for other, units in self.done_units.items():
+            if units:
+                return self.seconds[other] / units * PRIOR_SECONDS_PER_UNIT[kind] / PRIOR_SECONDS_PER_UNIT[other]
+        return None
+
+    def seconds_left(self) -> float | None:
+        """Wall seconds left, once any job has finished (None before)."""
+        if not self.done_units:
+            return None
+        work = sum(units * self.rate(self.kinds[key]) for key, units in self.units.items())
+        return work / self.workers
+
+
+def format_left(seconds: float | None) -> str:
+    if seconds is None:
+        return "left: timing the first job"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"~{minutes}:{secs:02d} left"

@@ -16,7 +16,8 @@ from pathlib import Path
 import yaml
 
 SIZE = 50
-HERE = Path(__file__).resolve().parent / "tasks"
+# the shipped tasks live in the lm-eval room (lm_eval_tasks/, imported as merge3_lm_eval_tasks)
+HERE = Path(__file__).resolve().parent.parent / "lm_eval_tasks" / "tasks"
 
 
 def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rungs: list[int] | None = None) -> list[Path]:

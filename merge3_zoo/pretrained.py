@@ -10,8 +10,10 @@ The converted folder is cached beside the download and reused by every build.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -136,8 +138,10 @@ def _dequantize(folder: Path, dtype: str) -> None:
 
     transformers.utils.logging.disable_progress_bar()  # our caller prints one line; no bars of theirs
     transformers.utils.logging.set_verbosity_error()
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file="model.gguf")
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file="model.gguf", dtype=torch.float32)
+    # transformers' GGUF reader draws its own tqdm bar whatever the setting above: it goes nowhere
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file="model.gguf")
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file="model.gguf", dtype=torch.float32)
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 
 # Bump when a change to the code (not the numbers) changes what a build produces.
@@ -354,4 +354,26 @@ PRESETS["smol"] = Preset(
     batch_size=16,
     pretrained="smollm2-135m-instruct",
     float_paths="machine",
+)
+
+# The smol world at test size (issue #25): the same converted SmolLM2-135M base and layout, experts
+# fine-tuned for a handful of steps on their last two layers, fewer items and merges. Mechanics, not skill:
+# the end-to-end tests on a real architecture (grouped-query attention, tied embeddings, BPE, 30
+# layers) need real fine-tunes and real lm-eval logs of several models, not experts that learned.
+_SMOL_MINI_MERGES = tuple(Merge(f"ta-math{a:g}-lang{b:g}", "task_arithmetic", {"expert-math": a, "expert-lang": b})
+                          for a, b in ((0.5, 0.5), (1.0, 1.0), (0.5, 1.0)))
+PRESETS["smol-mini"] = replace(
+    PRESETS["smol"],
+    name="smol-mini",
+    n_test=30,
+    n_val=30,
+    n_train=30,
+    runs=(
+        Run("base", "base", {}, 0, 0.0, 1),
+        Run("expert-math", "expert", {"math": 1.0}, 8, 3e-3, 10, "base", {}, (4,), trainable_layers=2),
+        Run("expert-lang", "expert", {"lang": 1.0}, 8, 3e-3, 11, "base", {}, (4,), trainable_layers=2),
+    ),
+    merges=_SMOL_MINI_MERGES,
+    heldout=("ta-math0.5-lang1",),
+    batch_size=4,
 )

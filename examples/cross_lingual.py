@@ -37,7 +37,7 @@ def main() -> None:
                         help="override evolve.granularity: global, per_layer or a number of layer groups")
     args = parser.parse_args()
 
-    # the world and this example on float paths every x86 CPU shares, one thread: the same table on any machine
+    # the world and this example on float paths every x86 CPU with AVX2 shares, one thread: the same table on any such machine
     from merge3_zoo.numerics import use_portable_floats
 
     use_portable_floats()

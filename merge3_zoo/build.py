@@ -25,6 +25,7 @@ from . import workers
 from .eta import BuildClock, format_left, job_units
 from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
+from .numerics import cpu_has_avx2
 from .recipe import PRESETS, Preset
 from .tasks import TASKS, write_tasks
 
@@ -150,6 +151,9 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
         from .pretrained import check_can_convert
 
         check_can_convert(preset.pretrained)
+    if preset.float_paths == "portable" and not cpu_has_avx2():
+        raise UserError("the toy worlds train on AVX2 float paths, so that a seed gives the same weights on any "
+                        "machine (merge3_zoo/numerics.py); this CPU has no AVX2", param="preset", value=preset_name)
     root = _resolve_out(preset, seed, Path(out) if out is not None else None, force)
     recipe_hash = preset.recipe_hash(seed)
     if (root / MANIFEST).exists():

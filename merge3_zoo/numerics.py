@@ -1,14 +1,17 @@
-"""Float paths that every x86 CPU shares, so that a preset and a seed give the same weights anywhere.
+"""Float paths that every x86 CPU with AVX2 shares, so that a preset and a seed give the same weights anywhere.
 
 torch picks its CPU kernels by the instructions the processor has (ATen's AVX2 or AVX-512 kernels,
 MKL's code paths), and a sum taken in another order rounds otherwise: a 30-step AdamW run of a
 4-layer Llama gave other weights with AVX-512 than with AVX2 (shared field notes). With ATen's
 scalar kernels, MKL's conditional numerical reproducibility on its compatible path and one thread,
-the same run gives the same bytes on both. Both switches are read once, when torch (and its MKL)
+the same run gives the same bytes on both. ATen's AVX2 kernels and MKL's AVX2 reproducibility path do
+the same at half the cost of the scalar ones (benchmarks/portable_floats.py): they are what the zoo
+uses, so a world is the same on any x86 CPU with AVX2 (Intel since 2013, AMD since 2015; checked here
+on an AVX-512 Xeon with and without MKL limited to AVX2). A CPU without AVX2 is told so. Both switches are read once, when torch (and its MKL)
 load: they must be in the environment before `import torch`, which is why the zoo's training and
 evaluation run in worker processes that call `use_portable_floats()` first.
 
-The cost is speed (benchmarks/portable_floats.py measures it); worlds are small.
+The cost is speed, about 1.1x the CPU's own paths (benchmarks/portable_floats.py measures it).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ import os
 import sys
 from contextlib import contextmanager
 
-# ATen: the plain (not vectorised) kernels; MKL: the code path it promises on any x86 processor
-PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}
+# ATen: its AVX2 kernels even where AVX-512 ones exist; MKL: conditional numerical reproducibility
+# on its AVX2 path. (The scalar kernels and MKL_CBWR=COMPATIBLE also agree everywhere, at 2x the time.)
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 
 
 def use_portable_floats() -> None:
@@ -56,7 +60,18 @@ def float_paths() -> dict:
             "torch": torch.__version__}
 
 
+def cpu_has_avx2() -> bool:
+    """Whether this CPU runs the portable paths (AVX2). Read from /proc/cpuinfo where there is one, so
+    that asking does not load torch; elsewhere (macOS, Windows) assumed, and the workers check."""
+    try:
+        with open("/proc/cpuinfo") as info:
+            return any(line.startswith("flags") and " avx2" in line for line in info)
+    except OSError:
+        return True
+
+
 def is_portable() -> bool:
     """True when this process's torch runs on the portable paths (set before torch was imported)."""
     paths = float_paths()
-    return paths["aten_cpu_capability"] == "DEFAULT" and paths["mkl_cbwr"] == PORTABLE_ENV["MKL_CBWR"]
+    return (paths["aten_cpu_capability"] == PORTABLE_ENV["ATEN_CPU_CAPABILITY"].upper()
+            and paths["mkl_cbwr"] == PORTABLE_ENV["MKL_CBWR"])

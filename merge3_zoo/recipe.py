@@ -10,6 +10,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 
+from .numerics import PORTABLE_ENV
+
 
 # Bump when a change to the code (not the numbers) changes what a build produces.
 ZOO_FORMAT = 1
@@ -82,8 +84,8 @@ class Preset:
     # A real pre-trained base (a name in pretrained.SOURCES) instead of one trained from scratch: the
     # "base" run is then converted, not trained, and every model uses the base's own tokenizer.
     pretrained: str | None = None
-    # "portable": trained and evaluated on float paths every x86 CPU shares (numerics.py), so a seed gives
-    # the same weights on any machine, at about 2x the training time; "machine": the CPU's own, faster
+    # "portable": trained and evaluated on float paths every x86 CPU with AVX2 shares (numerics.py), so a
+    # seed gives the same weights on any such machine, at about 1.1x the training time; "machine": the CPU's own, faster
     # paths (a world of a real model, whose matrix products take 3x longer on the portable path)
     float_paths: str = "portable"
 
@@ -96,6 +98,8 @@ class Preset:
             del data["pretrained"]
         if data["float_paths"] == "machine":  # how every world was built before the portable paths
             del data["float_paths"]
+        else:  # the paths' switches are part of the recipe: other switches, other weights
+            data["float_paths"] = {"portable": PORTABLE_ENV}
         for run in data["runs"]:
             if not run["trainable_layers"]:
                 del run["trainable_layers"]

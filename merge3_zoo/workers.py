@@ -36,7 +36,7 @@ def _die_with_parent() -> None:
 @contextmanager
 def worker_pool(n_workers: int, hf_home: str, log_path: str, portable: bool = True):
     """Fresh (spawned) worker processes, each set up by `init_worker`; `portable`: on the float paths
-    every x86 CPU shares (numerics.py), which a forked child of a process with torch loaded could not take."""
+    every x86 CPU with AVX2 shares (numerics.py), which a forked child of a process with torch loaded could not take."""
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
@@ -104,13 +104,14 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
     `portable`: refused unless this worker runs on the portable float paths."""
     from transformers import LlamaForCausalLM
 
-    from .numerics import is_portable
+    from .numerics import float_paths, is_portable
     from .recipe import ModelShape
     from .tokenizer import codec_for
     from .training import new_model, train
 
     if portable and not is_portable():  # weights that only this kind of CPU would give
-        raise RuntimeError("train_job runs in a worker_pool() process (portable float paths, numerics.py)")
+        raise RuntimeError(f"train_job runs in a worker_pool() process on the portable float paths "
+                           f"(numerics.py); this one computes with {float_paths()}")
     start = time.perf_counter()
     root = Path(models_root)
     codec = codec_for(tokenizer_folder)

@@ -335,8 +335,13 @@ PRESETS["compose"] = make_preset(
 # skill each (about 1.7 s a step on one CPU thread): enough to learn the skills' formats, not to master
 # them. It exists to run merge3 on a real architecture (tests, memory and time benchmarks), not to
 # show room to win; its thresholds are the micro world's.
-_SMOL_MERGES = tuple(Merge(f"ta-math{a:g}-lang{b:g}", "task_arithmetic", {"expert-math": a, "expert-lang": b})
-                     for a in (0.5, 1.0) for b in (0.5, 1.0))
+def _math_lang_ta(weights) -> tuple:
+    """Task-arithmetic merges of the math and language experts, one per (math, lang) weight pair."""
+    return tuple(Merge(f"ta-math{a:g}-lang{b:g}", "task_arithmetic", {"expert-math": a, "expert-lang": b})
+                 for a, b in weights)
+
+
+_SMOL_MERGES = _math_lang_ta((a, b) for a in (0.5, 1.0) for b in (0.5, 1.0))
 PRESETS["smol"] = Preset(
     name="smol",
     shape=ModelShape(hidden=576, layers=30, heads=9, intermediate=1536, max_positions=8192),  # the checkpoint's
@@ -364,8 +369,6 @@ PRESETS["smol"] = Preset(
 # fine-tuned for a handful of steps on their last two layers, fewer items and merges. Mechanics, not skill:
 # the end-to-end tests on a real architecture (grouped-query attention, tied embeddings, BPE, 30
 # layers) need real fine-tunes and real lm-eval logs of several models, not experts that learned.
-_SMOL_MINI_MERGES = tuple(Merge(f"ta-math{a:g}-lang{b:g}", "task_arithmetic", {"expert-math": a, "expert-lang": b})
-                          for a, b in ((0.5, 0.5), (1.0, 1.0), (0.5, 1.0)))
 PRESETS["smol-mini"] = replace(
     PRESETS["smol"],
     name="smol-mini",
@@ -377,7 +380,7 @@ PRESETS["smol-mini"] = replace(
         Run("expert-math", "expert", {"math": 1.0}, 8, 3e-3, 10, "base", {}, (4,), trainable_layers=2),
         Run("expert-lang", "expert", {"lang": 1.0}, 8, 3e-3, 11, "base", {}, (4,), trainable_layers=2),
     ),
-    merges=_SMOL_MINI_MERGES,
+    merges=_math_lang_ta(((0.5, 0.5), (1.0, 1.0), (0.5, 1.0))),
     heldout=("ta-math0.5-lang1",),
     batch_size=4,
 )

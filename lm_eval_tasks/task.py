@@ -272,15 +272,19 @@ class Merge3Task(ConfigurableTask):
         return docs
 
     def _anchor_docs(self, docs):
+        chosen = self._anchor_ids(docs)
+        return docs.select(chosen) if hasattr(docs, "select") else [docs[i] for i in chosen]
+
+    def _anchor_ids(self, docs) -> list[int]:
+        """The positions of the anchors among the base task's documents (checked against the bundle)."""
         if self._bundle is None:
             size, seed = self._random
-            chosen = sorted(np.random.default_rng(seed).choice(len(docs), size=min(size, len(docs)),
-                                                               replace=False).tolist())
-            return docs.select(chosen) if hasattr(docs, "select") else [docs[i] for i in chosen]
+            return sorted(np.random.default_rng(seed).choice(len(docs), size=min(size, len(docs)),
+                                                             replace=False).tolist())
         bundle, name = self._bundle, self._merge3_name
         anchors = bundle.anchors
         if bundle.content_keyed:
-            return self._content_keyed_docs(docs)
+            return self._content_keyed_ids(docs)
         n_docs = len(docs)
         outside = [d for d in anchors.doc_ids if d >= n_docs]
         if outside:
@@ -296,10 +300,9 @@ class Merge3Task(ConfigurableTask):
                 raise Merge3ConfigError(f"{name}: document {doc_id} differs from the one the bundle was fit on "
                                         "(another task version or document order); refit the bundle")
             self._key_of_hash.setdefault(found, doc_id)
-        subset = docs.select(anchors.doc_ids) if hasattr(docs, "select") else [docs[i] for i in anchors.doc_ids]
-        return subset
+        return list(anchors.doc_ids)
 
-    def _content_keyed_docs(self, docs):
+    def _content_keyed_ids(self, docs) -> list[int]:
         """An imported bundle's anchors, found by content and pinned in its lock file (anchor_lock.py)."""
         from merge3_plugin.anchor_lock import resolve
 
@@ -309,7 +312,7 @@ class Merge3Task(ConfigurableTask):
             raise Merge3ConfigError(f"{self._merge3_name}: {err}") from None
         for position, found in zip(self._bundle.anchors.doc_ids, locked.doc_hashes):
             self._key_of_hash.setdefault(found, position)
-        return docs.select(locked.doc_ids) if hasattr(docs, "select") else [docs[i] for i in locked.doc_ids]
+        return list(locked.doc_ids)
 
     def process_results(self, doc, results):
         out = super().process_results(doc, results)

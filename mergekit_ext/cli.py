@@ -27,6 +27,11 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
     eval: {device: cuda, batch_size: 32}  # lm-eval HF model arguments; backend: ray, workers: N to
                                      # score a generation in parallel (pip install 'merge3[ray]')
     select: {top: 8, fitness: [{task: arc_challenge, metric: acc, estimator: null}]}  # optional
+    init: config                     # first generation: config (your values, each model alone, the rest
+                                     # within trust_radius: 0.1 of your config) | warm | uniform (pymoo's)
+    keep_config: true                # your config is scored first and handed back unless an evolved
+                                     # merge beats it on held-out items by > 2 s.e.; or {holdout_items:
+                                     # 200, challengers: 4, seed: 0}; false: the search's best as scored
     space: params                    # params (the numbers above) | depth (stack whole layers; no search)
                                      # | lfs (a method per layer group: a mergekit-multi recipe; no search)
   Unknown fields, misspelt parameters and algorithm options, out-of-range values and missing models
@@ -35,6 +40,7 @@ the evolve: section (add it to the mergekit config you have; docs/evolve.md expl
 outputs in --out: best.yaml (for mergekit-yaml; with space lfs a recipe for mergekit-multi, the
   command in its header), history.jsonl, summary.json, fitness.png, checkpoint.json (every
   generation), pareto/ + pareto.png (several objectives), selection.jsonl (select stage),
+  your_config.jsonl + held_out.jsonl (your config's score, and the duel on held-out items),
   best_model/ (--save-model), failures.log (tracebacks of failed candidates), evolve.log (what
   lm-eval, transformers and mergekit print: their progress bars and warnings).
   Several objectives: best.yaml is the Pareto point with the highest mean (pareto/point000.yaml), and
@@ -125,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def items_line(items: dict) -> str:
     """The run's cost in documents evaluated, by what they were spent on."""
-    parts = [f"{items[k]} {k}" for k in ("candidates", "select", "endpoints") if items.get(k)]
+    parts = [f"{items[k]} {k.replace('_', ' ')}" for k in ("candidates", "your_config", "select", "held_out", "endpoints")
+             if items.get(k)]
     return f"{items['total']} items evaluated" + (f" ({', '.join(parts)})" if len(parts) > 1 else "")
 
 
@@ -141,6 +148,17 @@ def closing_line(summary: dict) -> str:
     if "best_rule" in summary:
         line += (f" ({summary['best_rule']}, of {summary['pareto_points']} in pareto/; "
                  f"hypervolume {summary['hypervolume']:.4f})")
+    duel = summary.get("never_worse")
+    if duel:
+        yours = duel.get("your_config_search")
+        if summary["best_is_your_config"]:
+            line = f"best.yaml is your config ({named(yours, summary['objective_names'])}): {duel['why']}"
+        elif "difference" in duel:
+            line += (f"\nit beats your config by {duel['difference']:+.4f} +- {duel['se']:.4f} on "
+                     f"{duel['held_out_items']} held-out items ({duel['challenger_held_out']:.4f} vs "
+                     f"{duel['your_config_held_out']:.4f})")
+        else:
+            line += f"\nchosen over your config: {duel['why']}"
     return line
 
 

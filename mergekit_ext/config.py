@@ -88,6 +88,19 @@ class SelectSpec(_Strict):
                                        "validation split, the full task); same shape as evolve.fitness")
 
 
+class KeepConfigSpec(_Strict):
+    """Never hand back less than your config: it is scored first, and at the end the best candidates
+    (the `challengers`) and your config are scored again on `holdout_items` items per fitness task that
+    the search never saw (the merge3 task's documents outside its anchors). An evolved merge replaces
+    your config only when it wins that duel by more than two standard errors of the paired difference."""
+
+    holdout_items: int = Field(200, ge=10, description="items per fitness task in the duel (fewer where the "
+                                                       "task has fewer documents outside its anchors)")
+    challengers: int = Field(4, ge=1, description="distinct candidates that meet your config in the duel: the "
+                                                  "best by the search's fitness (or the select stage's)")
+    seed: int = Field(0, description="which documents outside the anchors are drawn")
+
+
 class RacingSpec(_Strict):
     """Multi-fidelity inside the loop: each generation's new candidates race through the rungs of their
     fitness tasks' anchors (`merge3 extract --rungs`): all on the smallest rung, the best 1/eta on the
@@ -125,6 +138,16 @@ class EvolveSpec(_Strict):
         "the first generation holds your config's own values and the endpoints (each model alone: weight 1 "
         "for it and 0 for the others; t at both ends), the rest drawn at random (cmaes, nelder-mead and "
         "pattern-search start from the best of those first points)"))
+    init: Literal["config", "warm", "uniform"] | None = Field(None, description=(
+        "the first generation: config (your config's values and the endpoints, the rest drawn within "
+        "trust_radius of your config), warm (the same rows, the rest uniform over the ranges: warm_start), "
+        "uniform (pymoo's own draw over the ranges). Default: config where the space and algorithm allow it, "
+        "else uniform"))
+    trust_radius: float = Field(0.1, gt=0.0, le=1.0, description=(
+        "init: config: how far from your config the first generation is drawn, as a share of each range"))
+    keep_config: KeepConfigSpec | bool = Field(True, description=(
+        "score your config first and hand it back unless an evolved merge beats it on held-out items by more "
+        "than 2 standard errors (see KeepConfigSpec); false: best.yaml is the search's best, as scored"))
     eval: EvalSpec = Field(default_factory=EvalSpec, description=(
         "how candidates are evaluated (lm-eval's HF model)"))
     include_path: list[str] = Field(default_factory=list, description="extra folders of task YAMLs")
@@ -150,6 +173,19 @@ class EvolveSpec(_Strict):
         for where, specs in groups:
             for i, spec in enumerate(specs):
                 yield f"{where}.{i}", spec
+
+    @property
+    def keep(self) -> KeepConfigSpec | None:
+        """The never-worse duel's settings, or None when keep_config is off."""
+        if self.keep_config is False:
+            return None
+        return KeepConfigSpec() if self.keep_config is True else self.keep_config
+
+    @model_validator(mode="after")
+    def _one_init(self):
+        if self.warm_start and self.init not in (None, "warm"):
+            raise ValueError(f"warm_start: true is init: warm; it contradicts init: {self.init} (keep one)")
+        return self
 
     @model_validator(mode="after")
     def _racing_fits(self):
@@ -349,19 +385,36 @@ def _check_backend(path: Path, evolve: EvolveSpec) -> None:
                             "pip install 'merge3[ray]' (or backend: serial)")
 
 
-def _check_warm_start(path: Path, evolve: EvolveSpec) -> None:
+def _init_blocker(evolve: EvolveSpec) -> str | None:
+    """Why the first generation cannot start from your config (None when it can)."""
     from merge3_plugin.plugins import registry
 
-    if not evolve.warm_start:
-        return
     space = registry("search_space").get(evolve.space)
     if space is not None and not hasattr(space, "warm_start"):
-        raise UserError(f"{path}: field 'evolve.warm_start': the {evolve.space} space has no warm start (no config "
-                        "values or endpoints to begin from); remove warm_start")
+        return f"the {evolve.space} space has no config values or endpoints to begin from"
     factory = registry("algorithm").get(evolve.algorithm.name)
     if factory is not None and hasattr(factory, "accepts") and not {"sampling", "x0"} & factory.accepts():
-        raise UserError(f"{path}: field 'evolve.warm_start': algorithm {evolve.algorithm.name} takes neither a "
-                        "first population (sampling) nor a start point (x0)")
+        return f"algorithm {evolve.algorithm.name} takes neither a first population (sampling) nor a start point (x0)"
+    return None
+
+
+def effective_init(evolve: EvolveSpec) -> str:
+    """What evolve.init means for this config: as given, `warm` for warm_start: true, and by default
+    `config` where the space and algorithm can start from your config, else `uniform`."""
+    if evolve.init is not None:
+        return evolve.init
+    if evolve.warm_start:
+        return "warm"
+    return "uniform" if _init_blocker(evolve) else "config"
+
+
+def _check_warm_start(path: Path, evolve: EvolveSpec) -> None:
+    field = "evolve.warm_start" if evolve.warm_start else "evolve.init"
+    if effective_init(evolve) == "uniform" or evolve.init is None and not evolve.warm_start:
+        return
+    why = _init_blocker(evolve)
+    if why:
+        raise UserError(f"{path}: field '{field}': {why}; use init: uniform")
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:

@@ -46,6 +46,10 @@ SCALE_MAX = 2.0
 
 
 class DepthSpace:
+    # never_worse.py: a stack of whole layers is no merge of your config's kind, so your config is not a
+    # candidate here (its depth and layout differ); the first generation starts from its models' layers
+    keeps_config = False
+
     def __init__(self, config: EvolveConfig):
         self.config = config
         evolve = config.evolve

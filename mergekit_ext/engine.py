@@ -18,12 +18,20 @@ class Engine:
     fitness: Any  # Fitness over `model`
     config: Any = None  # the EvolveConfig it was built for
     _select: Any = None
+    _held_out: Any = None
 
     def fitness_for(self, stage: str):
-        """The fitness of a stage: `search` (evolve.fitness) or `select` (evolve.select.fitness, built on
-        first use and sharing the search fitness's lm-eval model)."""
-        if stage == "search":
+        """The fitness of a stage: `search` and `incumbent` (evolve.fitness), `select` (evolve.select.fitness)
+        or `held_out` (the never-worse duel: never_worse.py); the last two built on first use, sharing the
+        search fitness's lm-eval model."""
+        if stage in ("search", "incumbent"):
             return self.fitness
+        if stage == "held_out":
+            if self._held_out is None:
+                from .never_worse import HeldOutFitness
+
+                self._held_out = HeldOutFitness(self.config, self.fitness)
+            return self._held_out
         if self._select is None:
             from .fitness import Fitness
 

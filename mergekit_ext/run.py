@@ -78,15 +78,19 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     factory = lookup("algorithm", evolve.algorithm.name)
     if "n_obj" in inspect.signature(factory).parameters:  # e.g. reference directions for NSGA-III
         options = {**options, "n_obj": n_obj}
-    if evolve.warm_start:
-        from .warm_start import with_warm_start
+    from .warm_start import with_init
 
-        options = with_warm_start(config, factory, dict(options), search.space)
+    options = with_init(config, factory, dict(options), search.space)
     algorithm = factory(**options)
     if evolve.racing and hasattr(algorithm, "use_rungs"):  # its own intensifier decides the promotions
         algorithm.use_rungs(search.rungs, evolve.racing.eta)
     started = time.time()
+    keep = _keeps_config(config, search, n_obj)
     try:
+        if keep:
+            mine = search.score_incumbent()
+            if not mine.get("failed"):
+                bar.set_postfix(your_config=f"{mine['objectives'][0]:.4f}")
         result = minimize(MergeProblem(search, n_obj), algorithm, _termination(evolve.budget), seed=evolve.seed,
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
@@ -98,12 +102,13 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
             winner = max(search.finalists(), key=lambda r: r["objectives"][0])
             X, F = np.array([winner["genes"]]), np.array([winner["objectives"]])
         selection = _select(config, search, X, F, progress, console) if evolve.select else None
+        if selection:
+            X, F = selection.pop("X"), selection.pop("F")
+        duel = _duel(config, search, X, F, bool(selection), progress, console) if keep else None
     finally:
         bar.close()
         search.close()  # the backend's workers (Ray actors) go, also on an error
-    if selection:
-        X, F = selection.pop("X"), selection.pop("F")
-    elif F.shape[1] > 1:
+    if not selection and F.shape[1] > 1:
         from .pareto import best_first
 
         order = best_first(F)
@@ -112,7 +117,68 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         hashes = [config_hash(search.space.to_config(x)) for x in X]
         first = [i for i, h in enumerate(hashes) if h not in hashes[:i]]
         X, F = X[first], F[first]
-    return _write_outputs(config, search, X, F, selection, out, started, save_model)
+    return _write_outputs(config, search, X, F, selection, out, started, save_model, duel)
+
+
+def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool:
+    """Whether this run scores your config and holds the duel (keep_config on, one objective, and your
+    config merges into this space's model); why not, where the user asked for it, goes to the log."""
+    import logging
+
+    from .never_worse import incumbent_blocker
+
+    if config.evolve.keep is None:
+        return False
+    why = "with several objectives your config is not kept (the front is)" if n_obj > 1 else \
+        incumbent_blocker(config, search.space)
+    if why and config.evolve.keep_config is not True:  # asked for in so many words: say why it is off
+        logging.getLogger("mergekit_ext").warning("keep_config: off for this run: %s", why)
+    return why is None
+
+
+def _challengers(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selected: bool):
+    """The candidates that meet your config: the select stage's order where there was one, else the
+    best distinct finalists by the search's fitness; your config itself is no challenger."""
+    from .never_worse import Challenger
+
+    mine = config_hash(config.merge)
+    rows = X if selected else [r["genes"] for r in sorted(search.finalists(), key=lambda r: -r["objectives"][0])]
+    found: dict[str, Challenger] = {}
+    for genes in rows:
+        candidate = search.space.to_config(np.asarray(genes))
+        key = config_hash(candidate)
+        if key != mine and key not in found:
+            found[key] = Challenger([float(v) for v in genes], candidate, key)
+        if len(found) == config.evolve.keep.challengers:
+            break
+    return list(found.values())
+
+
+def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, selected: bool, progress: bool,
+          console=None) -> dict:
+    """Never worse than your config: see never_worse.py. Returns the decision (kept in summary.json)."""
+    from tqdm import tqdm
+
+    from .fitness import task_manager
+    from .never_worse import RULE, decide, held_out_blocker
+
+    mine = search.incumbent.records[config_hash(config.merge)]
+    challengers = _challengers(config, search, X, selected)
+    decision = {"rule": RULE, "your_config_search": mine.get("objectives"), "config_hash": mine["config_hash"]}
+    if mine.get("failed"):
+        return {**decision, "chosen": "evolved", "why": f"your config failed to merge or score ({mine['failed']})"}
+    if not challengers:
+        return {**decision, "chosen": "your config", "why": "the search found nothing but your config"}
+    blocker = held_out_blocker(config, search.manager or search.engine.fitness.manager)
+    if blocker:  # no unseen items: the search's own scores decide (the winner's curse stays)
+        best = max(challengers, key=lambda c: search.history.records[c.key]["objectives"][0])
+        won = search.history.records[best.key]["objectives"][0] > mine["objectives"][0]
+        return {**decision, "chosen": "evolved" if won else "your config", "challenger": best.key,
+                "why": f"no held-out items ({blocker}): decided on the search's fitness"}
+    pairs = [([], config.merge)] + [(c.genes, c.candidate) for c in challengers]
+    with tqdm(total=len(pairs), desc="your config vs best", unit="cand", disable=not progress, file=console) as bar:
+        records = search.score_held_out(pairs, tick=lambda: bar.update(1))
+    return {**decision, **decide(config.evolve.fitness, records, mine["config_hash"], challengers)}
 
 
 def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, progress: bool,
@@ -177,9 +243,19 @@ def reproduce_command(config: EvolveConfig, yaml_name: str, candidate: dict | li
     return f"mergekit-yaml {yaml_name} ./merged{seed}"
 
 
+def _best(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, duel: dict | None):
+    """best.yaml's config and its search objectives: the search's best, or what the duel chose."""
+    if duel and duel["chosen"] == "your config":
+        return config.merge, np.array(duel["your_config_search"])
+    if duel and duel.get("challenger"):
+        record = search.history.records[duel["challenger"]]
+        return search.space.to_config(np.asarray(record["genes"])), np.array(record["objectives"])
+    return search.space.to_config(X[0]), F[0]
+
+
 def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, selection: dict | None,
-                   out: Path, started: float, save_model: bool):
-    best_config = search.space.to_config(X[0])
+                   out: Path, started: float, save_model: bool, duel: dict | None = None):
+    best_config, best_objectives = _best(config, search, X, F, duel)
     command = reproduce_command(config, "THIS.yaml", best_config)
     header = f"# mergekit-evolve-lite {config.path.name}: rebuild with `{command}`\n"
     _write_yaml(out / "best.yaml", best_config, header)
@@ -197,7 +273,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "failed": len(failed), "failed_reasons": sorted({r["failed"] for r in failed}),
         "candidates_this_run": search.asked, "evaluated_this_run": search.evaluated,
         "replayed_from_history": search.replayed, "repeated_this_run": search.repeated,
-        "objective_names": objective_names(config), "best_objectives": F[0].tolist(),
+        "objective_names": objective_names(config), "best_objectives": best_objectives.tolist(),
         "best_config_hash": config_hash(best_config),
         "reproduce": reproduce_command(config, str(out / "best.yaml"), best_config),
         "pareto_points": int(len(X)), "wall_seconds": round(time.time() - started, 2),
@@ -211,6 +287,10 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         summary["best_rule"] = BEST_RULE
         summary["hypervolume"] = hypervolume(F)
         summary["hypervolume_per_generation"] = [g["hypervolume"] for g in search.history.generations]
+    if duel:
+        summary["best_is_your_config"] = duel["chosen"] == "your config"
+        summary["your_config_objectives"] = duel["your_config_search"]
+        summary["never_worse"] = duel
     if config.evolve.racing:
         reached = [r.get("anchors") for r in records]
         summary["racing"] = {"eta": config.evolve.racing.eta, "best_rule": "the best of those scored on every anchor",
@@ -222,7 +302,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         summary["select_objective_names"] = objective_names(config, select=True)
         summary["selection"] = {k: selection[k] for k in ("fitness", "candidates")}
     _write_json(out / "summary.json", summary)
-    _plots(records, F, out, selection, objective_names(config))
+    _plots(records, F, out, selection, objective_names(config), duel and duel["your_config_search"])
     if save_model:
         _save_model(search, best_config, out / "best_model")
     return summary
@@ -248,7 +328,9 @@ def items_evaluated(search: MergeSearch) -> dict:
     those before it), the select stage's re-scores, and the endpoints' abilities (mp/gmp-IRT) where the
     driver measured them this run (Ray workers measure their own; those are not counted)."""
     counts = {"candidates": sum(r.get("items", 0) for r in search.history.records.values()),
-              "select": sum(r.get("items", 0) for r in search.selection.records.values())}
+              "select": sum(r.get("items", 0) for r in search.selection.records.values()),
+              "your_config": sum(r.get("items", 0) for r in search.incumbent.records.values()),
+              "held_out": sum(r.get("items", 0) for r in search.held_out.records.values())}
     engine = search.built_engine
     counts["endpoints"] = engine.fitness.endpoint_items if engine is not None else 0
     counts["total"] = sum(counts.values())
@@ -268,7 +350,7 @@ def objective_names(config: EvolveConfig, select: bool = False) -> list[str]:
 
 
 def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | None = None,
-           names: list[str] | None = None) -> None:
+           names: list[str] | None = None, yours: list[float] | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,6 +370,8 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
         index = {r["config_hash"]: i for i, r in enumerate(records)}
         xs = [index[c["config_hash"]] for c in selection["candidates"]]
         ax.plot(xs, [c["selected"][0] for c in selection["candidates"]], "kx", label="select: higher-fidelity score")
+    if yours and values.shape[1] == 1:
+        ax.axhline(yours[0], color="grey", linestyle="--", label="your config")
     ax.set_xlabel("evaluation")
     ax.set_ylabel("fitness (estimated accuracy)")
     save_figure(fig, ax, out / "fitness.png")

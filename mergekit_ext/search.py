@@ -80,8 +80,8 @@ RUN_FILE = "run.json"  # which config a run in --out belongs to (what --resume c
 def run_identity(config: EvolveConfig) -> str:
     """What makes two runs the same search: the merge and the evolve section, except what a resumed run
     may change (a larger budget, another device or batch size, a select stage added)."""
-    evolve = config.evolve.model_dump(mode="json", exclude={"budget", "eval", "select"})
-    for name in ("warm_start", "racing"):  # off by default: runs from before the field keep their identity
+    evolve = config.evolve.model_dump(mode="json", exclude={"budget", "eval", "select", "keep_config"})
+    for name in ("warm_start", "racing", "init"):  # unset: runs from before the field keep their identity
         if not evolve[name]:
             del evolve[name]
     return config_hash({"merge": config.merge, "evolve": evolve})
@@ -120,6 +120,8 @@ class MergeSearch:
             write_atomic(out / RUN_FILE, json.dumps({"config": str(config.path), "identity": run_identity(config)},
                                                     indent=1) + "\n")
         self.selection = History(out / "selection.jsonl", resume)  # the select stage's scores
+        self.incumbent = History(out / "your_config.jsonl", resume)  # your config's score (keep_config)
+        self.held_out = History(out / "held_out.jsonl", resume)  # the never-worse duel's scores
         self.progress = progress
         # One count of candidates: every one the algorithm asks for is `asked`, and is either
         # evaluated now, replayed from an earlier run's history (--resume), or a repeat of one asked
@@ -245,6 +247,29 @@ class MergeSearch:
         history.add(record)
         if stage == "search" and self.progress is not None:
             self.progress(record["objectives"])
+
+    def score_incumbent(self) -> dict:
+        """Your config (the mergekit part, as written) scored with the search's fitness, once per run folder
+        (your_config.jsonl); not a candidate of the search, so it counts against no budget."""
+        candidate = self.config.merge
+        key = config_hash(candidate)
+        if key not in self.incumbent.records:
+            self._score([Job(0, key, candidate, [])], "incumbent", self.incumbent)
+        return self.incumbent.records[key]
+
+    def score_held_out(self, pairs: list[tuple[list[float], dict | list]], tick=None) -> dict[str, dict]:
+        """The duel: (genes, candidate) pairs scored on the held-out items (held_out.jsonl; those there
+        already, from an interrupted run, are not scored again). Returns config hash -> record."""
+        jobs, keys = [], []
+        for i, (genes, candidate) in enumerate(pairs):
+            key = config_hash(candidate)
+            keys.append(key)
+            if key not in self.held_out.records and key not in {job.key for job in jobs}:
+                jobs.append(Job(i, key, candidate, [float(v) for v in genes]))
+            elif tick:
+                tick()
+        self._score(jobs, "held_out", self.held_out, tick)
+        return {key: self.held_out.records[key] for key in keys}
 
     def rescore(self, X: np.ndarray, tick=None) -> list[dict]:
         """Score candidates with the select stage's higher-fidelity fitness (kept in selection.jsonl; those

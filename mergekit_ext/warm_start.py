@@ -1,6 +1,7 @@
-"""`evolve.warm_start`: the first generation begins with chosen rows (the config's own values and the
-endpoints, from the search space's `warm_start()`), the rest drawn as pymoo draws them. Algorithms
-that start from one point (cmaes, nelder-mead, pattern-search) take the best of those first samples.
+"""The first generation (`evolve.init`): `config` holds your config's own values and the endpoints (the
+search space's `warm_start()` rows) and draws the rest within a trust region around your config;
+`warm` (`warm_start: true`) draws the rest uniformly over the ranges; `uniform` is pymoo's own draw.
+Algorithms that start from one point (cmaes, nelder-mead, pattern-search) start from your config.
 What config.py checks before anything loads is checked here again for callers of `run()`."""
 
 from __future__ import annotations
@@ -13,33 +14,45 @@ from merge3_plugin.errors import UserError
 
 
 class WarmStartSampling(Sampling):
-    """`rows` first (as many as the population holds), then uniform random genes for the rest."""
+    """`rows` first (as many as the population holds), then the rest: uniform random genes, or with
+    `radius` genes drawn uniformly within `radius` of the first row (your config), clipped to [0, 1]."""
 
-    def __init__(self, rows: np.ndarray):
+    def __init__(self, rows: np.ndarray, radius: float | None = None):
         super().__init__()
         self.rows = np.atleast_2d(rows)
+        self.radius = radius
 
     def _do(self, problem, n_samples, random_state=None, **kwargs):
         chosen = self.rows[:n_samples]
         if len(chosen) == n_samples:
             return chosen
         rest = FloatRandomSampling().do(problem, n_samples - len(chosen), random_state=random_state).get("X")
+        if self.radius is not None:  # the unit draw moved into the box of side 2 * radius around the config
+            rest = np.clip(self.rows[0] + (2.0 * rest - 1.0) * self.radius, 0.0, 1.0)
         return np.vstack([chosen, rest])
 
 
-def with_warm_start(config, factory, options: dict, space) -> dict:
-    """The algorithm's options with the warm start added (options the user set stay as they are)."""
+def with_init(config, factory, options: dict, space) -> dict:
+    """The algorithm's options with the first generation of `evolve.init` added (options the user set
+    stay as they are)."""
+    from .config import effective_init
+
+    init = effective_init(config.evolve)
+    if init == "uniform":
+        return options
+    field = "evolve.warm_start" if config.evolve.warm_start else "evolve.init"
     rows = getattr(space, "warm_start", None)
     if rows is None:
-        raise UserError(f"{config.path}: field 'evolve.warm_start': the {config.evolve.space} space has no warm "
-                        "start (it has no config values or endpoints to begin from)")
+        raise UserError(f"{config.path}: field '{field}': the {config.evolve.space} space has no config values or "
+                        "endpoints to begin from; use init: uniform")
     rows = rows()
     accepts = factory.accepts() if hasattr(factory, "accepts") else set()
     if "sampling" in accepts:
-        options.setdefault("sampling", WarmStartSampling(rows))
+        radius = config.evolve.trust_radius if init == "config" else None
+        options.setdefault("sampling", WarmStartSampling(rows, radius))
     elif "x0" in accepts:
         options.setdefault("x0", rows[0])
     else:
-        raise UserError(f"{config.path}: field 'evolve.warm_start': algorithm {config.evolve.algorithm.name} takes "
-                        "neither a first population (sampling) nor a start point (x0)")
+        raise UserError(f"{config.path}: field '{field}': algorithm {config.evolve.algorithm.name} takes neither a "
+                        "first population (sampling) nor a start point (x0); use init: uniform")
     return options

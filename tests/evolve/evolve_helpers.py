@@ -23,7 +23,8 @@ def write_ta_config(path: Path, models: Path, tasks_dir: Path, evolve: dict, dty
                     eval_spec: dict | None = None) -> Path:
     """An evolve config around a task-arithmetic merge of a world's two experts over its base (weights
     0.5), searching their weights in [0, 1.5], on the merge3 tasks in `tasks_dir`; `evolve` adds to
-    (or replaces in) its evolve section: fitness, algorithm, budget, select..."""
+    (or replaces in) its evolve section: fitness, algorithm, budget, select... These configs test the
+    search's mechanics, so the never-worse duel is off (keep_config: false) unless `evolve` sets it."""
     import yaml
 
     config = {
@@ -32,7 +33,7 @@ def write_ta_config(path: Path, models: Path, tasks_dir: Path, evolve: dict, dty
                    {"model": str(models / "expert-lang"), "parameters": {"weight": 0.5}}],
         "dtype": dtype,
         "evolve": {"search": {"weight": [0.0, 1.5]}, "seed": 0, "include_path": [str(tasks_dir)],
-                   "include_defaults": False, **evolve},
+                   "include_defaults": False, "keep_config": False, **evolve},
     }
     if eval_spec:
         config["evolve"]["eval"] = eval_spec

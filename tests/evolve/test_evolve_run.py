@@ -40,6 +40,7 @@ def setup(micro_zoo, tmp_path_factory):
             - {{task: merge3_toy_math_l2, metric: exact_match, estimator: gmpirt}}
           algorithm: {{name: ga, pop_size: 6}}
           budget: {{evaluations: 12}}
+          keep_config: {{holdout_items: 30, challengers: 2}}
           seed: 0
           include_path: [{root / 'tasks'}]
           include_defaults: false
@@ -62,7 +63,21 @@ def test_a_run_writes_its_outputs_and_resume_replays_to_the_same_result(setup, t
     history = [json.loads(line) for line in (tmp_path / "full" / "history.jsonl").read_text().splitlines()]
     assert len(history) == 12 and all(0 <= r["objectives"][0] <= 1 for r in history)
     assert {"merge_seconds", "eval_seconds", "config_hash", "genes", "details"} <= set(history[0])
-    assert max(r["objectives"][0] for r in history) == summary["best_objectives"][0]
+    # never worse than your config: it was scored, met the 2 best candidates on 30 held-out items, and
+    # best.yaml is the one the duel chose
+    duel = summary["never_worse"]
+    mine = json.loads((tmp_path / "full" / "your_config.jsonl").read_text())
+    held = [json.loads(line) for line in (tmp_path / "full" / "held_out.jsonl").read_text().splitlines()]
+    assert summary["your_config_objectives"] == mine["objectives"] and len(held) == 3
+    assert all(r["items"] == 30 and len(r["details"]["per_item"]["merge3_toy_math_l2"]["exact_match"]) == 30
+               for r in held)
+    assert summary["best_is_your_config"] == (duel["chosen"] == "your config")
+    if summary["best_is_your_config"]:
+        assert summary["best_objectives"] == mine["objectives"] and "best.yaml is your config" in full.stdout
+    else:
+        assert duel["difference"] > 2 * duel["se"] and "beats your config by" in full.stdout
+        assert summary["best_objectives"] == [r for r in history if r["config_hash"] == duel["challenger"]][0][
+            "objectives"]
     for name in ("best.yaml", "checkpoint.json", "fitness.png"):
         assert (tmp_path / "full" / name).exists()
     best = yaml.safe_load((tmp_path / "full" / "best.yaml").read_text())
@@ -167,7 +182,8 @@ def test_select_stage_rescores_the_best_candidates_and_chooses_on_the_new_scores
 
     root, config = setup
     selecting = tmp_path / "select.yaml"
-    selecting.write_text(config.read_text().replace(
+    selecting.write_text(config.read_text().replace("keep_config: {holdout_items: 30, challengers: 2}",
+                                                    "keep_config: false").replace(
         "  include_path: [", "  select:\n    top: 3\n    fitness:\n"
         "      - {task: toy_math_l2, metric: exact_match, estimator: null}\n"
         f"  include_path: [{micro_zoo.tasks_dir}, "))
@@ -295,7 +311,7 @@ def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup
 
     root, _ = setup
     path = example_config("layer_fusion.yaml", micro_zoo, root / "tasks", tmp_path, {
-        "pop_size: 16": "pop_size: 6", "evaluations: 96": "evaluations: 8"})
+        "pop_size: 16": "pop_size: 6", "budget: {evaluations: 96}": "budget: {evaluations: 8}\n  keep_config: false"})
     out = tmp_path / "out"
     run = subprocess.run([sys.executable, "-m", "mergekit_ext.cli", str(path), "--out", str(out), "--save-model"],
                          capture_output=True, text=True, timeout=600)
@@ -327,8 +343,8 @@ def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup
     assert np.allclose([r["genes"] for r in history[:len(rows)]], rows)
     # the budget in items: 20 anchors per candidate, and 20 for each of the 3 endpoints' abilities (gmp-IRT)
     assert {r["items"] for r in history} == {20}
-    assert summary["items_evaluated"] == {"candidates": 20 * len(history), "select": 0, "endpoints": 60,
-                                          "total": 20 * len(history) + 60}
+    assert summary["items_evaluated"] == {"candidates": 20 * len(history), "select": 0, "your_config": 0,
+                                          "held_out": 0, "endpoints": 60, "total": 20 * len(history) + 60}
     assert f"{20 * len(history) + 60} items evaluated" in run.stdout
 
 

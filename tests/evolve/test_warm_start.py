@@ -79,7 +79,7 @@ def test_the_depth_space_starts_from_each_model_and_a_space_without_rows_is_refu
     path.write_text(yaml.safe_dump(config))
     plugin_manager().register(Plugin(), name="no-rows-test")
     try:
-        with pytest.raises(UserError, match=r"field 'evolve.warm_start': the no-rows space has no warm start"):
+        with pytest.raises(UserError, match=r"field 'evolve.warm_start': the no-rows space has no config values or endpoints"):
             load_config(path)
     finally:
         plugin_manager().unregister(name="no-rows-test")

@@ -2,10 +2,13 @@
 
     python examples/cross_lingual.py [--evaluations N] [--out DIR]
 
-Prints the evolved merge's true accuracy on all 500 toy_math_l2 items next to both experts and the
-best task-arithmetic merge on a uniform grid of scales (0, 0.25, ..., 1.5 for each expert): the
-winner of the search alone (50-anchor estimate) and the winner after the select stage (the 8 best
-scored again on the 100 validation items). `--no-select` runs the search alone.
+Prints true accuracies on the toy_math_l2 test items that no choice saw (not the 50 anchors the
+search scores on, nor the 200 held-out items of the never-worse duel): your config (TA 0.5/0.5), the
+winner of the search alone (50-anchor estimate), the winner after the select stage (the 8 best
+scored again on the 100 validation items), best.yaml (your config unless an evolved merge beat it in
+the duel), both experts and the best task-arithmetic merge on a uniform grid of scales (0, 0.25, ...,
+1.5 for each expert; the grid is chosen on those same items: an oracle, for reference).
+`--no-select` runs the search alone.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ def main() -> None:
 
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
     from merge3_zoo.build import build_zoo
-    from merge3_zoo.quickeval import score_model
+    from merge3_zoo.quickeval import exact_match
+    from merge3_zoo.tokenizer import CharCodec
     from mergekit_ext.config import load_config
     from mergekit_ext.genes import space_for
     from mergekit_ext.inmemory import InMemoryMerger
@@ -87,19 +91,31 @@ def main() -> None:
     merger = InMemoryMerger(config.merge)
     model = AutoModelForCausalLM.from_pretrained(zoo.model_path("base"), dtype=torch.float32)
 
+    unseen = unseen_items(config, tasks_dir, zoo)
+    codec = CharCodec()
+
     def truth(merge_config: dict) -> float:
         merger.merge_into(model, merge_config)
-        return score_model(model, zoo, "toy_math_l2")
+        return float(np.mean(exact_match(model, codec, unseen)))
+
+    def genes_config(config_hash: str) -> dict:
+        record = next(r for r in history if r["config_hash"] == config_hash)
+        return space_for(config).to_config(np.array(record["genes"]))
 
     best = yaml.safe_load((args.out / "best.yaml").read_text())
     history = [json.loads(line) for line in (args.out / "history.jsonl").read_text().splitlines()]
     top = max(history, key=lambda r: r["objectives"][0])
-    search_best = space_for(config).to_config(np.array(top["genes"]))
-    rows = [("evolved: best by the search's estimate", top["objectives"][0], truth(search_best))]
-    if "best_selected_objectives" in summary:
-        rows.append(("evolved: chosen by the select stage", summary["best_objectives"][0], truth(best)))
+    rows = [("your config (TA 0.5, 0.5)", summary.get("your_config_objectives", [None])[0], truth(config.merge)),
+            ("evolved: best by the search's estimate", top["objectives"][0], truth(genes_config(top["config_hash"])))]
+    if "selection" in summary:
+        chosen = max(summary["selection"]["candidates"], key=lambda c: c["selected"][0])
+        rows.append(("evolved: chosen by the select stage", chosen["search"][0], truth(genes_config(chosen["config_hash"]))))
+    duel = summary.get("never_worse", {})
+    what = "your config" if summary.get("best_is_your_config") else "evolved"
+    rows.append((f"best.yaml ({what}; never worse)", summary["best_objectives"][0], truth(best)))
     for name in ("expert-math", "expert-lang"):
-        rows.append((name, None, zoo.model(name)["accuracy"]["toy_math_l2"]))
+        expert = AutoModelForCausalLM.from_pretrained(zoo.model_path(name), dtype=torch.float32)
+        rows.append((name, None, float(np.mean(exact_match(expert, codec, unseen)))))
     grid_best = (None, -1.0)
     for a, b in itertools.product(args.grid, args.grid):
         candidate = {**config.merge, "models": [
@@ -108,14 +124,35 @@ def main() -> None:
         acc = truth(candidate)
         if acc > grid_best[1]:
             grid_best = ((a, b), acc)
-    rows.append((f"best grid TA merge {grid_best[0]}", None, grid_best[1]))
-    print(f"\n{'model':<42}{'estimate':>10}{'true (500 items)':>18}")
+    rows.append((f"oracle grid TA merge {grid_best[0]}", None, grid_best[1]))
+    label = f"true ({len(unseen)} unseen)"
+    print(f"\n{'model':<42}{'estimate':>10}{label:>20}")
     for name, est, acc in rows:
-        print(f"{name:<42}{'' if est is None else f'{est:.3f}':>10}{acc:>18.3f}")
+        print(f"{name:<42}{'' if est is None else f'{est:.3f}':>10}{acc:>20.3f}")
+    if "why" in duel:
+        print(f"\nnever worse: {duel['why']}")
     print(f"\n{summary['candidates_this_run']} candidates asked, {summary['evaluated_this_run']} evaluated by this run "
           f"({summary['evaluations']} distinct in its history), {summary['wall_seconds']:.0f} s; "
           f"merge {summary['mean_merge_seconds']:.3f} s, eval {summary['mean_eval_seconds']:.3f} s per candidate")
     print(f"the run's files (best.yaml, history.jsonl, summary.json, plots, evolve.log): {args.out.resolve()}")
+
+
+def unseen_items(config, tasks_dir: Path, zoo) -> list:
+    """The target's test items that no choice of the run saw: not its anchors (the search's fitness),
+    not the duel's held-out sample (never worse)."""
+    from merge3_lm_eval_tasks.held_out import held_out_ids
+    from merge3_plugin.bundle import Bundle
+    from merge3_zoo.quickeval import task_docs
+
+    task_yaml = yaml.safe_load((tasks_dir / "merge3_toy_math_l2.yaml").read_text().split("\n", 2)[2])
+    bundle_path = Path(task_yaml["metadata"]["merge3_bundle"])
+    bundle = Bundle.load(bundle_path if bundle_path.is_absolute() else tasks_dir / bundle_path)
+    items = task_docs(zoo, "toy_math_l2")[1]
+    anchors = bundle.require_anchors().doc_ids
+    seen = set(anchors)
+    if config.evolve.keep is not None:
+        seen |= set(held_out_ids(len(items), anchors, config.evolve.keep.holdout_items, config.evolve.keep.seed))
+    return [item for i, item in enumerate(items) if i not in seen]
 
 
 if __name__ == "__main__":

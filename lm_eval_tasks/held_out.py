@@ -22,9 +22,15 @@ class HeldOutTask(Merge3Task):
         return []  # the plain metric per item: nothing is estimated
 
     def _anchor_docs(self, docs):
-        anchors = set(self._anchor_ids(docs))
-        outside = [i for i in range(len(docs)) if i not in anchors]
-        items, seed = self._held_out
-        chosen = sorted(np.random.default_rng(seed).choice(outside, size=min(items, len(outside)),
-                                                           replace=False).tolist()) if outside else []
+        chosen = held_out_ids(len(docs), self._anchor_ids(docs), *self._held_out)
         return docs.select(chosen) if hasattr(docs, "select") else [docs[i] for i in chosen]
+
+
+def held_out_ids(n_docs: int, anchor_ids, items: int, seed: int) -> list[int]:
+    """The positions of the held-out documents: `items` drawn by `seed` among those outside the anchors
+    (all of them when there are fewer), in document order."""
+    anchors = set(anchor_ids)
+    outside = [i for i in range(n_docs) if i not in anchors]
+    if not outside:
+        return []
+    return sorted(np.random.default_rng(seed).choice(outside, size=min(items, len(outside)), replace=False).tolist())

@@ -145,7 +145,7 @@ class EvolveSpec(_Strict):
         "else uniform"))
     trust_radius: float = Field(0.1, gt=0.0, le=1.0, description=(
         "init: config: how far from your config the first generation is drawn, as a share of each range"))
-    keep_config: KeepConfigSpec | bool = Field(True, description=(
+    keep_config: KeepConfigSpec | None = Field(default_factory=KeepConfigSpec, description=(
         "score your config first and hand it back unless an evolved merge beats it on held-out items by more "
         "than 2 standard errors (see KeepConfigSpec); false: best.yaml is the search's best, as scored"))
     eval: EvalSpec = Field(default_factory=EvalSpec, description=(
@@ -174,12 +174,18 @@ class EvolveSpec(_Strict):
             for i, spec in enumerate(specs):
                 yield f"{where}.{i}", spec
 
+    @field_validator("keep_config", mode="before")
+    @classmethod
+    def _keep_switch(cls, value):
+        """true: the defaults; false (or null): off."""
+        if value is True:
+            return {}
+        return None if value is False else value
+
     @property
     def keep(self) -> KeepConfigSpec | None:
         """The never-worse duel's settings, or None when keep_config is off."""
-        if self.keep_config is False:
-            return None
-        return KeepConfigSpec() if self.keep_config is True else self.keep_config
+        return self.keep_config
 
     @model_validator(mode="after")
     def _one_init(self):

@@ -30,7 +30,7 @@ class Score:
     items: int = 0  # documents evaluated (the budget in items, beside the budget in candidates)
 
 
-def _task_config(spec: FitnessSpec, manager) -> dict:
+def task_config(spec: FitnessSpec, manager) -> dict:
     """The YAML config of a task by name, as lm-eval's index knows it (for merge3 tasks: our metadata)."""
     from merge3_lm_eval_tasks.compat import load_yaml
 
@@ -68,7 +68,7 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
             if racing_rungs.setdefault("sizes", rungs) != rungs:
                 raise UserError(f"{config.path}: field '{where}.task': racing needs one ladder of rungs for every "
                                 f"fitness task; {spec.task} has {rungs}, the first {racing_rungs['sizes']}")
-        if needs_endpoints([spec]) and "merge3_lm_eval_tasks" not in str(_task_config(spec, manager).get("class", "")):
+        if needs_endpoints([spec]) and "merge3_lm_eval_tasks" not in str(task_config(spec, manager).get("class", "")):
             raise UserError(f"{config.path}: field '{where}.estimator': {spec.estimator} estimates from the merge's "
                             f"endpoints, measured on a merge3 task's anchors, but {spec.task!r} is a plain lm-eval "
                             "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
@@ -79,7 +79,7 @@ def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "e
     its anchors: what racing evaluates in turn."""
     from merge3_lm_eval_tasks.task import Merge3ConfigError, load_bundle
 
-    raw = _task_config(spec, manager)
+    raw = task_config(spec, manager)
     if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
         raise UserError(f"{config.path}: field '{where}.task': racing runs through a merge3 task's anchor rungs; "
                         f"{spec.task} is a plain lm-eval task")
@@ -114,7 +114,7 @@ class Fitness:
         for spec in self.specs:
             if spec.task in self.tasks:
                 continue
-            raw = _task_config(spec, self.manager)
+            raw = task_config(spec, self.manager)
             if needs_endpoints([spec]):
                 raw = self._with_endpoint_theta(raw, endpoints)
             self.tasks[spec.task] = self._build(raw)

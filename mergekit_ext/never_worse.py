@@ -21,7 +21,7 @@ import numpy as np
 from merge3_plugin.errors import UserError
 
 from .config import EvolveConfig, FitnessSpec
-from .fitness import Score, _task_config
+from .fitness import Score, task_config
 
 MARGIN_SE = 2.0  # how many standard errors of the paired difference a challenger must win by
 RULE = (f"an evolved merge replaces your config only if it beats it on held-out items by more than {MARGIN_SE:g} "
@@ -32,7 +32,7 @@ def held_out_blocker(config: EvolveConfig, manager) -> str | None:
     """Why the duel cannot be held on held-out items (None when it can): every fitness task must be a
     merge3 task, whose documents outside the anchors the search never sees."""
     for spec in config.evolve.fitness:
-        raw = _task_config(spec, manager)
+        raw = task_config(spec, manager)
         if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
             return f"{spec.task} is a plain lm-eval task (the search sees all its items)"
     return None
@@ -64,7 +64,7 @@ class HeldOutFitness:
         for spec in self.specs:
             if spec.task in self.tasks:
                 continue
-            raw = _task_config(spec, self.manager)
+            raw = task_config(spec, self.manager)
             if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
                 raise UserError(f"keep_config: {spec.task} is no merge3 task; it has no held-out items")
             cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}

@@ -131,7 +131,7 @@ def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool
         return False
     why = "with several objectives your config is not kept (the front is)" if n_obj > 1 else \
         incumbent_blocker(config, search.space)
-    if why and config.evolve.keep_config is not True:  # asked for in so many words: say why it is off
+    if why and config.evolve.keep_config != type(config.evolve.keep_config)():  # options given: say why it is off
         logging.getLogger("mergekit_ext").warning("keep_config: off for this run: %s", why)
     return why is None
 

@@ -118,12 +118,13 @@ def test_held_out_items_lie_outside_the_anchors_and_are_drawn_by_seed(micro_zoo,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, seed):
-    """The defaults on the micro world's cross-lingual target, from the TA 0.5/0.5 config: whatever the
-    search finds, best.yaml's true accuracy on the validation split (items neither the anchors nor the
-    duel's held-out items come from) is not below your config's by more than 2 paired standard errors;
-    where the duel kept your config, best.yaml is your config, byte for byte in its merge."""
+@pytest.mark.parametrize("seed, start", [(0, 0.5), (1, 0.5), (2, 0.5), (0, 0.0)])
+def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, seed, start):
+    """The defaults on the micro world's cross-lingual target, from a TA config with both weights at
+    `start`: whatever the search finds, best.yaml's true accuracy on the validation split (items neither
+    the anchors nor the duel's held-out items come from) is not below your config's by more than 2
+    paired standard errors; where the duel kept your config, best.yaml is your config. From weights 0
+    (the base alone, far below either expert on the target) an evolved merge must win the duel."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -140,6 +141,8 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, se
         "granularity": 2})
     config = yaml.safe_load(path.read_text())
     del config["evolve"]["keep_config"]  # the defaults, as a user runs them
+    for model in config["models"]:
+        model["parameters"]["weight"] = start
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     run = subprocess.run([sys.executable, "-m", "mergekit_ext.cli", str(path), "--out", str(tmp_path / "out"),
                           "--quiet"], capture_output=True, text=True, timeout=600)
@@ -150,8 +153,10 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, se
     history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
     # the first generation: your config's genes (weights 0.5 of [0, 1.5]), each expert alone, the rest
     # within 0.1 of your config
-    assert np.allclose(history[0]["genes"], [1 / 3] * 4)
-    assert all(np.abs(np.array(r["genes"]) - 1 / 3).max() <= 0.1 + 1e-9 for r in history[3:6])
+    assert np.allclose(history[0]["genes"], [start / 1.5] * 4)
+    assert all(np.abs(np.array(r["genes"]) - start / 1.5).max() <= 0.1 + 1e-9 for r in history[3:6])
+    if start == 0.0:  # from the base alone the search must find better and win the duel
+        assert not summary["best_is_your_config"], summary["never_worse"]
     if summary["best_is_your_config"]:
         assert config_hash(best) == config_hash(yours)
         return

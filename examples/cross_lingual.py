@@ -49,6 +49,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar, per model this script loads
 
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
     from merge3_zoo.build import build_zoo
@@ -86,7 +89,10 @@ def main() -> None:
     config_path.write_text(yaml.safe_dump(data, sort_keys=False))
     config = load_config(config_path)
     resume = (args.out / "history.jsonl").exists()
-    summary = run(config, args.out, resume=resume)
+    from merge3_plugin.console import libraries_to_log
+
+    with libraries_to_log(args.out / "evolve.log") as console:  # lm-eval's bars and warnings go to the log
+        summary = run(config, args.out, resume=resume, console=console)
 
     merger = InMemoryMerger(config.merge)
     model = AutoModelForCausalLM.from_pretrained(zoo.model_path("base"), dtype=torch.float32)

@@ -159,7 +159,6 @@ def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarra
     """Never worse than your config: see never_worse.py. Returns the decision (kept in summary.json)."""
     from tqdm import tqdm
 
-    from .fitness import task_manager
     from .never_worse import RULE, decide, held_out_blocker
 
     mine = search.incumbent.records[config_hash(config.merge)]

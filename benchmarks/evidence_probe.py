@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-TASKS = ("math", "lang", "rev")
+TASKS = ["math", "lang", "rev"]  # --skills replaces these (names of merge3_zoo.skills.SKILLS)
 
 
 def parse() -> argparse.Namespace:
@@ -46,14 +46,20 @@ def parse() -> argparse.Namespace:
     parser.add_argument("--items-test", type=int, default=500, help="test items per task (truth)")
     parser.add_argument("--budget", type=int, default=120, help="per-layer search candidates")
     parser.add_argument("--groups", type=int, default=0, help="layer groups of the search (0: one per layer)")
+    parser.add_argument("--skills", default="math,lang,rev", help="one expert per skill (merge3_zoo.skills names)")
     parser.add_argument("--out", type=Path, default=Path("/tmp/merge3-evidence-probe"))
-    return parser.parse_args()
+    args = parser.parse_args()
+    TASKS[:] = args.skills.split(",")
+    return args
 
 
 def design(args) -> dict:
     keys = ("hidden", "layers", "base_steps", "base_share", "base_level", "expert_steps", "expert_lr", "replay",
             "trainable_layers")
-    return {k: getattr(args, k) for k in keys}
+    out = {k: getattr(args, k) for k in keys}
+    if args.skills != "math,lang,rev":  # designs before --skills keep their cache folder
+        out["skills"] = args.skills
+    return out
 
 
 def runs(args) -> list:
@@ -201,7 +207,7 @@ def main() -> None:
     best_expert = max(rows[1:], key=lambda r: r[1].mean())  # chosen on the fitness items
     print(f"\nevidence probe {name}: {json.dumps(settings)}; trained in {trained:.0f} s, "
           f"{args.items_fit} fitness / {args.items_test} test items per task\n")
-    print("| model | math | lang | rev | mean (fitness) | mean (test) |\n| --- | --- | --- | --- | --- | --- |")
+    print(f"| model | {' | '.join(TASKS)} | mean (fitness) | mean (test) |\n| --- | --- | --- | --- | --- | --- |")
     for n, f, t in rows:
         print(f"| {n} | {t[0]:.3f} | {t[1]:.3f} | {t[2]:.3f} | {f.mean():.3f} | {t.mean():.3f} |")
     print(f"| best uniform: {chosen[0]} | {chosen_test[0]:.3f} | {chosen_test[1]:.3f} | {chosen_test[2]:.3f} | "

@@ -104,7 +104,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         selection = _select(config, search, X, F, progress, console) if evolve.select else None
         if selection:
             X, F = selection.pop("X"), selection.pop("F")
-        duel = _duel(config, search, X, F, bool(selection), progress, console) if keep else None
+        duel = _duel(config, search, X, bool(selection), progress, console) if keep else None
     finally:
         bar.close()
         search.close()  # the backend's workers (Ray actors) go, also on an error
@@ -125,13 +125,14 @@ def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool
     config merges into this space's model); why not, where the user asked for it, goes to the log."""
     import logging
 
+    from .config import KeepConfigSpec
     from .never_worse import incumbent_blocker
 
     if config.evolve.keep is None:
         return False
     why = "with several objectives your config is not kept (the front is)" if n_obj > 1 else \
         incumbent_blocker(config, search.space)
-    if why and config.evolve.keep_config != type(config.evolve.keep_config)():  # options given: say why it is off
+    if why and config.evolve.keep_config != KeepConfigSpec():  # options given: say why it is off
         logging.getLogger("mergekit_ext").warning("keep_config: off for this run: %s", why)
     return why is None
 
@@ -154,7 +155,7 @@ def _challengers(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selec
     return list(found.values())
 
 
-def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndarray, selected: bool, progress: bool,
+def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selected: bool, progress: bool,
           console=None) -> dict:
     """Never worse than your config: see never_worse.py. Returns the decision (kept in summary.json)."""
     from tqdm import tqdm

@@ -257,34 +257,29 @@ class MergeSearch:
             self._score([Job(0, key, candidate, [])], "incumbent", self.incumbent)
         return self.incumbent.records[key]
 
-    def score_held_out(self, pairs: list[tuple[list[float], dict | list]], tick=None) -> dict[str, dict]:
-        """The duel: (genes, candidate) pairs scored on the held-out items (held_out.jsonl; those there
-        already, from an interrupted run, are not scored again). Returns config hash -> record."""
+    def _score_once(self, pairs, stage: str, history: History, tick=None) -> list[dict]:
+        """(genes, candidate) pairs scored at `stage` into `history`, each distinct candidate once; those
+        there already, from an interrupted run, are not scored again. `tick()` after each pair. Returns
+        one record per pair."""
         jobs, keys = [], []
         for i, (genes, candidate) in enumerate(pairs):
             key = config_hash(candidate)
             keys.append(key)
-            if key not in self.held_out.records and key not in {job.key for job in jobs}:
+            if key not in history.records and key not in {job.key for job in jobs}:
                 jobs.append(Job(i, key, candidate, [float(v) for v in genes]))
             elif tick:
                 tick()
-        self._score(jobs, "held_out", self.held_out, tick)
-        return {key: self.held_out.records[key] for key in keys}
+        self._score(jobs, stage, history, tick)
+        return [history.records[key] for key in keys]
+
+    def score_held_out(self, pairs: list[tuple[list[float], dict | list]], tick=None) -> dict[str, dict]:
+        """The duel: (genes, candidate) pairs scored on the held-out items (held_out.jsonl). Returns
+        config hash -> record."""
+        return {r["config_hash"]: r for r in self._score_once(pairs, "held_out", self.held_out, tick)}
 
     def rescore(self, X: np.ndarray, tick=None) -> list[dict]:
-        """Score candidates with the select stage's higher-fidelity fitness (kept in selection.jsonl; those
-        already there, from an interrupted run, are not scored again). `tick()` after each one."""
-        jobs, keys = [], []
-        for i, x in enumerate(X):
-            candidate = self.space.to_config(x)
-            key = config_hash(candidate)
-            keys.append(key)
-            if key not in self.selection.records and key not in {job.key for job in jobs}:
-                jobs.append(Job(i, key, candidate, [float(v) for v in x]))
-            elif tick:
-                tick()
-        self._score(jobs, "select", self.selection, tick)
-        return [self.selection.records[key] for key in keys]
+        """Score candidates with the select stage's higher-fidelity fitness (kept in selection.jsonl)."""
+        return self._score_once([(x, self.space.to_config(x)) for x in X], "select", self.selection, tick)
 
     def exhausted(self) -> bool:
         """The evaluation budget is spent: the rest of a generation is not evaluated."""

@@ -3,8 +3,10 @@ model folders, and one micro toy world per test session for the end-to-end tests
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,12 +21,27 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("MERGE3_CACHE", tempfile.mkdtemp(prefix="merge3-cache-"))
 
 
+@contextmanager
+def one_builder(name: str):
+    """pytest-xdist's workers inherit this process's MERGE3_CACHE: the first to need a world builds
+    it while the others wait here, then find it in the cache (a build is not safe to run twice at once)."""
+    cache = Path(os.environ["MERGE3_CACHE"])
+    cache.mkdir(parents=True, exist_ok=True)
+    with open(cache / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def micro_zoo():
-    """The micro toy world, built once per session (about a minute on 2 cores)."""
+    """The micro toy world, built once per test run (about 3 minutes on 2 cores), whichever worker asks first."""
     from merge3_zoo.build import build_zoo
 
-    return build_zoo("micro", progress=False).zoo
+    with one_builder("micro"):
+        return build_zoo("micro", progress=False).zoo
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +52,8 @@ def smol_zoo():
     pytest.importorskip("gguf", reason="the smol world reads a GGUF checkpoint: pip install 'merge3[smol]'")
     from merge3_zoo.build import build_zoo
 
-    return build_zoo("smol-mini", progress=False).zoo
+    with one_builder("smol-mini"):
+        return build_zoo("smol-mini", progress=False).zoo
 
 
 class TinyWorld:

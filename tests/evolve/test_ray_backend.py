@@ -13,7 +13,9 @@ pytest.importorskip("ray", reason="the ray backend's tests need ray: pip install
 
 from .evolve_helpers import write_ta_config  # noqa: E402
 
-pytestmark = pytest.mark.slow  # each run starts Ray and two workers that load the models (about 20 s)
+# each run starts Ray and two workers that load the models (about 20 s); one pytest-xdist worker runs them
+# all (--dist loadgroup), so that two local Ray instances never start at once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("ray")]
 
 TIMINGS = ("merge_seconds", "eval_seconds", "time")
 

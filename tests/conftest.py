@@ -114,3 +114,14 @@ def tied_world(tmp_path_factory) -> TinyWorld:
         torch.manual_seed(seed)
         LlamaForCausalLM(config).save_pretrained(root / "models" / name)
     return TinyWorld(root)
+
+
+# A test that needs a trained world waits minutes for it on a cold cache: it belongs with the slow,
+# end-to-end tests (CI runs both), so that `-m "not slow"` is the quick loop of a few minutes.
+TRAINED_WORLDS = ("micro_zoo", "smol_zoo")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if any(world in item.fixturenames for world in TRAINED_WORLDS):
+            item.add_marker(pytest.mark.slow)

@@ -41,4 +41,11 @@ def test_the_pareto_plot_is_drawn_for_any_number_of_objectives(tmp_path, n_obj):
     rng = np.random.default_rng(0)
     values = rng.random((20, n_obj))
     plot_front(values, values[:4], [f"task{j}" for j in range(n_obj)], tmp_path)
-    assert (tmp_path / "pareto.png").stat().st_size > 5000
+    from matplotlib.image import imread
+
+    image = imread(tmp_path / "pareto.png")[..., :3]
+    # a scatter for two objectives, parallel coordinates (one axis per objective, wider) beyond
+    assert image.shape[:2] == ((550, 550) if n_obj == 2 else (440, round(110 * (1.6 * n_obj + 2))))
+    red = (image[..., 0] > 0.9) & (image[..., 1] < 0.1) & (image[..., 2] < 0.1)  # best.yaml, marked in red
+    blue = image[..., 2] - image[..., 0] > 0.25  # the other points, tab:blue (half transparent)
+    assert red.sum() > 50 and blue.sum() > 50

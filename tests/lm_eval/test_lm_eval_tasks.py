@@ -48,6 +48,23 @@ def evaluate(micro_zoo, root, task, model, **kw):
     return out["results"][task]
 
 
+def evaluated_test_docs(micro_zoo, root, task, model, base_task="toy_math"):
+    """lm-eval's results and the positions in the base task's test file of the documents it scored
+    (found by content in lm-eval's own samples, not by redoing the task's choice)."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=str(root), include_defaults=False)
+    out = lm_eval.simple_evaluate(model="hf", model_args=f"pretrained={micro_zoo.model_path(model)}",
+                                  tasks=[task], task_manager=manager, batch_size=32, device="cpu", log_samples=True)
+    lines = (micro_zoo.tasks_dir / base_task / "test.jsonl").read_text().splitlines()
+    position = {}
+    for i, line in enumerate(lines):
+        doc = json.loads(line)
+        position.setdefault((doc["prompt"], doc["answer"]), i)
+    return out["results"][task], sorted(position[(s["doc"]["prompt"], s["doc"]["answer"])] for s in out["samples"][task])
+
+
 def test_estimates_appear_in_lm_evals_results_and_equal_merge3_estimate(micro_zoo, tasks):
     root, bundle = tasks
     results = evaluate(micro_zoo, root, "merge3_toy_math_merged", MERGED)
@@ -164,15 +181,19 @@ def test_random_anchor_mode_runs_without_a_bundle(micro_zoo, tmp_path):
 
     folder = tmp_path / "tasks"
     folder.mkdir()
-    (folder / "merge3_rnd.yaml").write_text(
-        "class: !function merge3_lm_eval_tasks.task.Merge3Task\ntask: merge3_rnd\ntag: [merge3]\nmetadata:\n"
-        f"  merge3_base_yaml: {micro_zoo.tasks_dir / 'toy_math.yaml'}\n  merge3_random_anchors: {{size: 12, seed: 3}}\n")
-    results = evaluate(micro_zoo, tmp_path, "merge3_rnd", "expert-math")
-    chosen = sorted(np.random.default_rng(3).choice(200, 12, replace=False).tolist())
+    for name, seed in (("merge3_rnd", 3), ("merge3_rnd_again", 3), ("merge3_rnd_other", 4)):
+        (folder / f"{name}.yaml").write_text(
+            f"class: !function merge3_lm_eval_tasks.task.Merge3Task\ntask: {name}\ntag: [merge3]\nmetadata:\n"
+            f"  merge3_base_yaml: {micro_zoo.tasks_dir / 'toy_math.yaml'}\n"
+            f"  merge3_random_anchors: {{size: 12, seed: {seed}}}\n")
+    results, chosen = evaluated_test_docs(micro_zoo, folder, "merge3_rnd", "expert-math")
     logged = load_responses([micro_zoo.responses_dir / "expert-math"], "toy_math", "exact_match")
-    assert results["sample_len"] == 12
-    assert results["exact_match,none"] == pytest.approx(logged.scores[0, chosen].mean())
+    columns = [list(logged.doc_ids).index(d) for d in chosen]
+    assert results["sample_len"] == 12 and len(set(chosen)) == 12
+    assert results["exact_match,none"] == pytest.approx(logged.scores[0, columns].mean())
     assert not any("gpirt" in k for k in results)
+    assert evaluated_test_docs(micro_zoo, folder, "merge3_rnd_again", "expert-math")[1] == chosen  # seeded
+    assert evaluated_test_docs(micro_zoo, folder, "merge3_rnd_other", "expert-math")[1] != chosen
     with pytest.raises(Merge3ConfigError, match="merge3_random_anchors must be"):
         Merge3Task(config={"task": "merge3_x", "metadata": {"merge3_random_anchors": {"size": "ten"},
                                                              "merge3_base_yaml": str(micro_zoo.tasks_dir / "toy_math.yaml")}})

@@ -9,11 +9,10 @@ import pytest
 from scipy.stats import spearmanr
 
 from merge3_plugin.errors import UserError
-from merge3_plugin.estimation import Estimation, estimate
+from merge3_plugin.estimation import estimate
 from merge3_plugin.extraction import extract
 from merge3_plugin.fitting import fit_bundle
 from merge3_plugin.hookspecs import hookimpl
-from merge3_plugin.plugins import new_plugin_manager, registry
 from tests.irt_helpers import synthetic_matrix, with_merges
 
 METHODS = ("random", "stratified", "anchor-irt", "anchor-correctness")
@@ -153,19 +152,30 @@ def test_too_few_models_and_unknown_holdouts_are_clear_errors():
 
 
 def test_third_party_extractors_and_estimators_plug_in(population):
+    """Registered plugins are what `extract` and `estimate` (the product's own calls) use by name."""
+    from merge3_plugin.plugins import plugin_manager
+
     class EveryTenth:
         @hookimpl
         def merge3_anchor_extractors(self):
-            return {"every-tenth": lambda bundle, size, rng: (np.arange(size) * 10, np.full(size, 1 / size))}
+            return {"every-tenth": lambda bundle, size, rng: (np.arange(size) * 10, np.full(size, 1 / size)),
+                    "repeats-itself": lambda bundle, size, rng: (np.zeros(size, dtype=int), np.full(size, 1 / size))}
 
         @hookimpl
         def merge3_estimators(self):
             return {"median": lambda state: np.nanmedian(state.scores, axis=1)}
 
-    pm = new_plugin_manager(load_entry_points=False)
-    pm.register(EveryTenth(), name="every-tenth")
-    assert "every-tenth" in registry("extractor", pm) and "median" in registry("estimator", pm)
-    positions, weights = registry("extractor", pm)["every-tenth"](population[0], 5, None)
-    state = Estimation(population[0], np.ones((1, 5)),
-                       anchors=extract(population[0], 5, "random").anchors)
-    assert registry("estimator", pm)["median"](state)[0] == 1.0 and list(positions) == [0, 10, 20, 30, 40]
+    bundle, _, _, held_out = population
+    plugin_manager().register(EveryTenth(), name="every-tenth")
+    try:
+        anchors = extract(bundle, 5, "every-tenth").anchors
+        assert anchors.method == "every-tenth"
+        assert anchors.doc_ids == [bundle.doc_ids[i] for i in (0, 10, 20, 30, 40)]
+        scores = held_out[:7][:, [0, 10, 20, 30, 40]]
+        out = estimate(bundle.with_anchors(anchors), scores, names=["median", "pirt"])
+        assert set(out) == {"median", "pirt"}
+        assert out["median"].tolist() == [float(np.median(row)) for row in scores]
+        with pytest.raises(UserError, match="'repeats-itself' returned an invalid choice"):
+            extract(bundle, 5, "repeats-itself")
+    finally:
+        plugin_manager().unregister(name="every-tenth")

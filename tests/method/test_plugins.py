@@ -58,9 +58,12 @@ def third_party_plugin(tmp_path, monkeypatch):
         def merge3_anchor_extractors():
             return {"acme-top-k": top_k}
 
+        def acme_ga(**kw):
+            return ("acme", kw)
+
         @hookimpl
         def merge3_algorithms():
-            return {"acme-ga": lambda **kw: ("acme", kw)}
+            return {"acme-ga": acme_ga}
         """
     ))
     dist = tmp_path / "acme_merge3-1.0.dist-info"
@@ -73,12 +76,25 @@ def third_party_plugin(tmp_path, monkeypatch):
 
 
 def test_entry_point_plugins_are_found(third_party_plugin):
+    """An installed distribution's entry point is loaded, and the product's own calls use it by name."""
+    import acme_merge3
+
+    from merge3_plugin.extraction import extract
+    from merge3_plugin.fitting import fit_bundle
+    from merge3_plugin.plugins import plugin_manager
+    from tests.irt_helpers import synthetic_matrix
+
     pm = new_plugin_manager()
-    extractors = registry("extractor", pm)
-    assert extractors["acme-top-k"](None, 4, 0) == ([0, 1, 2, 3], [0.25] * 4)
+    assert registry("extractor", pm)["acme-top-k"] is acme_merge3.top_k
     algorithms = registry("algorithm", pm)
-    assert "ga" in algorithms and "acme-ga" in algorithms  # built-ins and third party side by side
-    assert algorithms["acme-ga"](pop_size=3) == ("acme", {"pop_size": 3})
+    assert "ga" in algorithms and algorithms["acme-ga"] is acme_merge3.acme_ga  # side by side
+    plugin_manager.cache_clear()  # the product's manager, built as a new process builds it
+    try:
+        bundle = fit_bundle(synthetic_matrix(30, 40, 1, seed=0)[0], dims=1)
+        anchors = extract(bundle, 4, "acme-top-k").anchors
+        assert anchors.method == "acme-top-k" and anchors.doc_ids == bundle.doc_ids[:4]
+    finally:
+        plugin_manager.cache_clear()
 
 
 def test_two_plugins_claiming_one_name_is_an_error():

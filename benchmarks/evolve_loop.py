@@ -48,8 +48,8 @@ def main() -> None:
     from merge3_zoo.toy_tasks import regenerate
     from mergekit_ext.config import load_config
     from mergekit_ext.engine import build_engine
-    from mergekit_ext.genes import space_for
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.spaces.genes import space_for
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     zoo = build_zoo(args.preset, progress=False).zoo
     work = Path(tempfile.mkdtemp(prefix="merge3-evolve-bench-"))
@@ -188,7 +188,7 @@ def _scaled(template: Path, work: Path, width: int, depth: int, fitness, device:
     from lm_eval.models.huggingface import HFLM
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = AutoModelForCausalLM.from_pretrained(template).config
     heads = max(4, width // 64)

@@ -96,7 +96,7 @@ def _write_config(path: Path, zoo, args, backend: str, workers: int, dtype: str)
 
 def _dims(path: Path) -> int:
     from mergekit_ext.config import load_config
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     return space_for(load_config(path)).dims
 

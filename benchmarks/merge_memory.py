@@ -35,7 +35,7 @@ def measure(models: str, candidates: int, way: str, device: str = "cpu") -> dict
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     for module in ("mergekit.graph", "mergekit.io.tasks", "mergekit.plan", "mergekit.merge"):
         importlib.import_module(module)  # everything the merge imports, before the baseline

@@ -74,7 +74,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from merge3_zoo.build import build_zoo
-    from mergekit_ext.pareto import hypervolume
+    from mergekit_ext.select.pareto import hypervolume
     from toy_runs import Judge, anchors_of, evolve, mean_se, prepare_tasks, ta_merge, write_config
 
     torch.set_num_threads(1)

@@ -42,7 +42,7 @@ def main() -> None:
     from merge3_zoo.quickeval import exact_match, greedy_answers
     from merge3_zoo.skills import Item
     from merge3_zoo.tokenizer import CharCodec
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     torch.set_num_threads(1)
     zoo = build_zoo(args.preset, progress=False).zoo

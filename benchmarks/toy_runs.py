@@ -93,7 +93,7 @@ class Judge:
         import torch
         from transformers import AutoModelForCausalLM
 
-        from mergekit_ext.inmemory import InMemoryMerger
+        from mergekit_ext.merging.inmemory import InMemoryMerger
 
         merge = {k: v for k, v in config.items() if k != "evolve"}
         model = AutoModelForCausalLM.from_pretrained(merge["base_model"], dtype=torch.float32)

@@ -53,13 +53,13 @@ def main() -> None:
 
     transformers_logging.disable_progress_bar()  # its "Loading weights" bar, per model this script loads
 
-    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+    from merge3_lm_eval_tasks.api import shipped_tasks_dir
     from merge3_zoo.build import build_zoo
     from merge3_zoo.quickeval import exact_match
     from merge3_zoo.tokenizer import CharCodec
     from mergekit_ext.config import load_config
-    from mergekit_ext.genes import space_for
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.spaces.genes import space_for
+    from mergekit_ext.merging.inmemory import InMemoryMerger
     from mergekit_ext.run import run
 
     zoo = build_zoo(args.preset).zoo
@@ -146,7 +146,7 @@ def main() -> None:
 def unseen_items(config, tasks_dir: Path, zoo) -> list:
     """The target's test items that no choice of the run saw: not its anchors (the search's fitness),
     not the duel's held-out sample (never worse)."""
-    from merge3_lm_eval_tasks.held_out import held_out_ids
+    from merge3_lm_eval_tasks.api import held_out_ids
     from merge3_plugin.bundle import Bundle
     from merge3_zoo.quickeval import task_docs
 

@@ -1,6 +1,6 @@
 """`HeldOutTask`: a merge3 task's documents outside its anchors, a seeded sample of them, scored with the
 base task's plain metrics. The search never sees these items, so a merge chosen for its anchor score
-is judged here without the winner's curse (mergekit_ext/never_worse.py: the duel with your config)."""
+is judged here without the winner's curse (mergekit_ext/select/never_worse.py: the duel with your config)."""
 
 from __future__ import annotations
 

@@ -40,13 +40,9 @@ from merge3_plugin.files import cache_root
 from merge3_plugin.plugins import endpoint_estimators, names
 
 from .compat import doc_hash, load_yaml
+from .errors import Merge3ConfigError  # noqa: F401  (task.Merge3ConfigError, as before)
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "tasks"
-
-
-class Merge3ConfigError(ValueError):
-    """A merge3 task that cannot load: says which task, which file and what to do."""
-
 
 CACHE_VAR = "${MERGE3_CACHE}"
 

@@ -18,15 +18,13 @@ from typing import Any
 
 import numpy as np
 
+from .bundle_format import FORMAT, SPLITS, VERSION  # noqa: F401  (bundle.SPLITS, as before)
 from .errors import UserError
 from .files import sha256_of, write_atomic
 from .irt import ItemParams, population_prior
 
-FORMAT = "merge3-irt-bundle"
-VERSION = 1
 # Response matrices with more cells than this go to a sibling .npz (JSON would be tens of MB).
 NPZ_THRESHOLD = 250_000
-SPLITS = ("train", "validation")
 
 
 @dataclass
@@ -190,9 +188,13 @@ class Bundle:
             raise UserError(f"{path}: is a folder, not a bundle file") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as err:
             raise UserError(f"{path}: not a merge3 bundle (invalid JSON: {err})") from None
-        from .bundle_schema import read
+        from .bundle_schema import read_fields
 
-        return read(path, data)
+        fields = read_fields(path, data)
+        anchors = fields.pop("anchors")
+        if anchors is not None:
+            anchors = Anchors(**{**anchors, "rungs": [Anchors(**rung) for rung in anchors["rungs"]]})
+        return Bundle(**fields, anchors=anchors)
 
 
 # -- helpers -------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The bundle file's schema: pydantic models of each section, the checks across sections, and
-errors worded "{path}: field 'a.b' <what is wrong>". `Bundle.load` reads files through `read`."""
+errors worded "{path}: field 'a.b' <what is wrong>". `Bundle.load` reads files through `read_fields`."""
 
 from __future__ import annotations
 
@@ -12,14 +12,15 @@ import numpy as np
 from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PlainValidator,
                       Tag, ValidationError, ValidationInfo, field_validator)
 
-from .bundle import FORMAT, SPLITS, VERSION, Anchors, Bundle
+from .bundle_format import FORMAT, SPLITS, VERSION
 from .errors import UserError
 from .files import sha256_of
 from .irt import ItemParams
 
 
-def read(path: Path, data: Any) -> Bundle:
-    """A Bundle from a parsed bundle file, every field checked; errors name the file and the field."""
+def read_fields(path: Path, data: Any) -> dict:
+    """A parsed bundle file, every field checked, as the Bundle's fields (its anchors, and their rungs,
+    as the Anchors' fields): `Bundle.load` builds the objects. Errors name the file and the field."""
     return _bundle(path, _validate(path, data))
 
 
@@ -242,14 +243,14 @@ def _validate(path: Path, data: Any) -> _File:
         raise UserError(_describe(path, err)) from None
 
 
-def _bundle(path: Path, f: _File) -> Bundle:
-    """The Bundle, once the sections agree with each other: arrays sized by items, models and dims."""
+def _bundle(path: Path, f: _File) -> dict:
+    """The Bundle's fields, once the sections agree with each other: arrays sized by items, models and dims."""
     pop = f.population
     n, m, dims = len(f.items.doc_ids), len(pop.models), f.irt.dims
     if f.task.n_items is not None and f.task.n_items != n:
         raise _field_error(path, "task.n_items", f"is {f.task.n_items}, but items.doc_ids has {n}")
     _check_items(path, f.items)
-    return Bundle(
+    return dict(
         task=f.task.name, task_version=f.task.version, metric=f.task.metric, filter=f.task.filter,
         doc_ids=f.items.doc_ids, doc_hashes=f.items.doc_hashes or [],
         items=ItemParams(_shaped(path, "irt.alpha", f.irt.alpha, (n, dims)),
@@ -309,7 +310,7 @@ def _scores(path: Path, raw: np.ndarray | _NpzFile | None, shape: tuple[int, int
     return scores
 
 
-def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
+def _anchors(path: Path, a: _Anchors, known: set[int]) -> dict:
     unknown = sorted(set(a.doc_ids) - known)
     if unknown:
         raise _field_error(path, "anchors.doc_ids", f"names items that are not in items.doc_ids: {unknown[:5]}")
@@ -317,12 +318,12 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
         raise _field_error(path, "anchors.size", f"is {a.size}, but anchors.doc_ids has {len(a.doc_ids)}")
     rungs = []
     for i, r in enumerate(a.rungs or []):
-        if r.size >= len(a.doc_ids) or (rungs and r.size <= rungs[-1].size):
+        if r.size >= len(a.doc_ids) or (rungs and r.size <= len(rungs[-1]["doc_ids"])):
             raise _field_error(path, f"anchors.rungs.{i}.size", f"is {r.size}: rungs grow, smallest first, and stay "
                                                                 f"below the {len(a.doc_ids)} anchors")
-        rungs.append(Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids[:r.size], weights=r.weights,
-                             lambda_gpirt=r.lambda_gpirt, delta_gmpirt=r.delta_gmpirt,
-                             calibration=r.calibration or {}))
+        rungs.append(dict(method=a.method, seed=a.seed, doc_ids=a.doc_ids[:r.size], weights=r.weights,
+                          lambda_gpirt=r.lambda_gpirt, delta_gmpirt=r.delta_gmpirt,
+                          calibration=r.calibration or {}))
     keys = None
     if a.content_keys is not None:
         from .content_keys import KEYS
@@ -336,9 +337,9 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> Anchors:
                 raise _field_error(path, f"anchors.content_keys.{name}", f"has {len(given)} entries, expected "
                                                                          f"{len(a.doc_ids)} (one per anchor)")
         keys = a.content_keys.model_dump(exclude_none=True)
-    return Anchors(method=a.method, seed=a.seed, doc_ids=a.doc_ids, weights=a.weights,
-                   lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {},
-                   rungs=rungs, content_keys=keys)
+    return dict(method=a.method, seed=a.seed, doc_ids=a.doc_ids, weights=a.weights,
+                lambda_gpirt=a.lambda_gpirt, delta_gmpirt=a.delta_gmpirt, calibration=a.calibration or {},
+                rungs=rungs, content_keys=keys)
 
 
 def _load_npz(path: Path, ref: _NpzFile) -> np.ndarray:

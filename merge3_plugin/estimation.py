@@ -135,7 +135,6 @@ def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarr
         if unknown:
             raise UserError(unknown_name("estimator", unknown[0], available))
         available = {n: available[n] for n in names}
-    from .rungs import narrow
 
     anchors, anchor_scores = narrow(anchors or bundle.require_anchors(), anchor_scores)  # a rung, if answered so
     state = Estimation(bundle, anchor_scores, endpoint_theta, anchors)
@@ -145,6 +144,17 @@ def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarr
         if values is not None:
             out[name] = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     return out
+
+
+def narrow(anchors: Anchors, scores: np.ndarray) -> tuple[Anchors, np.ndarray]:
+    """The rung to estimate `scores` (models x anchors, NaN unanswered) with: the one whose anchors are
+    exactly the ones every model answered, if any; else the full set."""
+    answered = ~np.isnan(np.atleast_2d(scores))
+    for rung in anchors.rungs:
+        k = rung.size
+        if answered[:, :k].all() and not answered[:, k:].any():
+            return rung, np.atleast_2d(scores)[:, :k]
+    return anchors, scores
 
 
 def anchor_scores_of(bundle: Bundle, doc_ids: list[int], scores: np.ndarray, anchors: Anchors | None = None) -> np.ndarray:

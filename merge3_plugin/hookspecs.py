@@ -51,7 +51,7 @@ def merge3_search_spaces() -> Mapping[str, Callable[..., Any]]:
     Each is called as ``space(config)`` with a validated ``mergekit_ext.config.EvolveConfig`` and
     returns an object with ``dims`` (the number of genes, each in [0, 1]), ``to_config(x)`` (a plain
     mergekit config for genes ``x``, which the in-memory merger and `mergekit-yaml` run, or a recipe:
-    a list of configs for `mergekit-multi` whose last stacks named stages, see mergekit_ext/recipe.py)
+    a list of configs for `mergekit-multi` whose last stacks named stages, see mergekit_ext/merging/recipe.py)
     and ``describe() -> str`` (what `--dry-run` prints); optionally ``warm_start()`` (first-generation
     rows). ``evolve.space`` picks one by name.
     """
@@ -69,8 +69,8 @@ def merge3_eval_backends() -> Mapping[str, Callable[..., Any]]:
 
     Each is a factory ``backend(search)`` called with the ``mergekit_ext.search.MergeSearch`` (its
     ``config``, ``space``, and ``engine`` for scoring in this process). It returns an object with
-    ``score(jobs, stage, done)``, which scores every ``mergekit_ext.scoring.Job`` (``stage``:
-    ``search`` or ``select``, the fitness to use) with ``mergekit_ext.scoring.score_candidate`` or its
+    ``score(jobs, stage, done)``, which scores every ``mergekit_ext.scoring.candidate.Job`` (``stage``:
+    ``search`` or ``select``, the fitness to use) with ``mergekit_ext.scoring.candidate.score_candidate`` or its
     equal and calls ``done(job, scored)`` in this thread as each finishes, in any order; and
     ``close()``. The driver keeps the history, so a backend needs to write nothing.
     """

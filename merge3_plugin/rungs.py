@@ -10,7 +10,7 @@ weights its clusters) and its own lambda* and delta, learned on the validation m
 full set's. The full set keeps the extractor's weights and calibration.
 
 A model that answered exactly the first k anchors, k a rung's size, is estimated with that rung
-(`narrow`); any other pattern of answers uses the full set, as before.
+(`estimation.narrow`); any other pattern of answers uses the full set, as before.
 """
 
 from __future__ import annotations
@@ -71,14 +71,3 @@ def with_rungs(bundle: Bundle, anchors: Anchors, sizes: list[int]) -> Anchors:
         rungs.append(calibrate(bundle, rung))
     return Anchors(anchors.method, anchors.seed, doc_ids, anchors.weights[order], anchors.lambda_gpirt,
                    anchors.delta_gmpirt, anchors.calibration, rungs)
-
-
-def narrow(anchors: Anchors, scores: np.ndarray) -> tuple[Anchors, np.ndarray]:
-    """The rung to estimate `scores` (models x anchors, NaN unanswered) with: the one whose anchors are
-    exactly the ones every model answered, if any; else the full set."""
-    answered = ~np.isnan(np.atleast_2d(scores))
-    for rung in anchors.rungs:
-        k = rung.size
-        if answered[:, :k].all() and not answered[:, k:].any():
-            return rung, np.atleast_2d(scores)[:, :k]
-    return anchors, scores

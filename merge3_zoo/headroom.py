@@ -65,7 +65,7 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     from .quickeval import exact_match, task_docs
     from .tokenizer import CharCodec

@@ -25,7 +25,7 @@ def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rung
     from merge3_plugin.files import write_atomic
     from merge3_plugin.fitting import fit_bundle
     from merge3_plugin.responses import load_responses, task_version
-    from merge3_lm_eval_tasks.task_files import CLASS_REF
+    from merge3_lm_eval_tasks.api import CLASS_REF
     from merge3_zoo.build import build_zoo, default_cache
 
     zoo = build_zoo(preset).zoo

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from merge3_plugin.errors import UserError
 
-from .failures import GenerationFailed
+from .scoring.failures import GenerationFailed
 
 
 EPILOG = """\
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from .config import load_config
-        from .genes import space_for
+        from .spaces.genes import space_for
 
         config = load_config(args.config)
         space = space_for(config)
@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             from .search import claim_out
 
             claim_out(args.out, config, args.resume)  # writable, and not another config's run
-        from .fitness import check_fitness_tasks, task_manager
+        from .scoring.fitness import check_fitness_tasks, task_manager
 
         manager = task_manager(config)  # the run's own index, built once: task names checked before models load
         check_fitness_tasks(config, manager)

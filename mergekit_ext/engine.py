@@ -7,7 +7,8 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from .config import EvolveConfig, FitnessSpec
+from .config import EvolveConfig
+from .scoring.fitness import endpoints_for
 
 
 @dataclass
@@ -28,32 +29,17 @@ class Engine:
             return self.fitness
         if stage == "held_out":
             if self._held_out is None:
-                from .never_worse import HeldOutFitness
+                from .select.never_worse import HeldOutFitness
 
                 self._held_out = HeldOutFitness(self.config, self.fitness)
             return self._held_out
         if self._select is None:
-            from .fitness import Fitness
+            from .scoring.fitness import Fitness
 
             specs = self.config.evolve.select.fitness
             self._select = Fitness(self.config, self.model, None, endpoints_for(self.config, specs), specs=specs,
                                    share=self.fitness)
         return self._select
-
-
-def needs_endpoints(specs: list[FitnessSpec]) -> bool:
-    """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""
-    from merge3_plugin.plugins import endpoint_estimators
-
-    needed = endpoint_estimators()
-    return any(spec.estimator in needed for spec in specs)
-
-
-def endpoints_for(config: EvolveConfig, specs: list[FitnessSpec]) -> dict:
-    """The endpoints' model folders when `specs` need them (their abilities are measured), else none."""
-    from .fitness import endpoint_paths
-
-    return endpoint_paths(config) if needs_endpoints(specs) else {}
 
 
 def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -> Engine:
@@ -64,8 +50,8 @@ def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -
     from mergekit.common import dtype_from_name
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .fitness import Fitness
-    from .inmemory import InMemoryMerger
+    from .scoring.fitness import Fitness
+    from .merging.inmemory import InMemoryMerger
 
     merge = config.merge
     first = str(merge.get("base_model") or merge["models"][0]["model"])

@@ -19,10 +19,10 @@ import yaml
 
 from merge3_plugin.files import write_atomic
 
-from .compat import copy_tokenizer
+from .merging.compat import copy_tokenizer
 from .config import EvolveConfig
-from .inmemory import RANDOM_METHODS
-from .recipe import is_recipe, recipe_command
+from .merging.inmemory import RANDOM_METHODS
+from .merging.recipe import is_recipe, recipe_command
 from .search import MergeSearch, config_hash
 
 
@@ -38,7 +38,7 @@ def _termination(budget):
     if budget.time:
         parts.append(get_termination("time", float(budget.time)))
     if budget.items:
-        from .problem import ItemBudget
+        from .algorithms.problem import ItemBudget
 
         parts.append(ItemBudget(budget.items))
     return parts[0] if len(parts) == 1 else TerminationCollection(*parts)
@@ -53,7 +53,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
 
     from merge3_plugin.plugins import lookup
 
-    from .problem import CheckpointCallback, MergeProblem
+    from .algorithms.problem import CheckpointCallback, MergeProblem
 
     evolve = config.evolve
     n_obj = len(evolve.fitness) if evolve.objectives == "multi" else 1
@@ -78,7 +78,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     factory = lookup("algorithm", evolve.algorithm.name)
     if "n_obj" in inspect.signature(factory).parameters:  # e.g. reference directions for NSGA-III
         options = {**options, "n_obj": n_obj}
-    from .warm_start import with_init
+    from .algorithms.warm_start import with_init
 
     options = with_init(config, factory, dict(options), search.space)
     algorithm = factory(**options)
@@ -95,7 +95,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
         if n_obj > 1:  # the front of every candidate scored, not only of those the algorithm kept
-            from .pareto import archive_front
+            from .select.pareto import archive_front
 
             X, F = archive_front(search.succeeded())
         if evolve.racing:  # the best of those scored on every anchor, not a lucky low-rung estimate
@@ -109,7 +109,7 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         bar.close()
         search.close()  # the backend's workers (Ray actors) go, also on an error
     if not selection and F.shape[1] > 1:
-        from .pareto import best_first
+        from .select.pareto import best_first
 
         order = best_first(F)
         X, F = X[order], F[order]
@@ -126,7 +126,7 @@ def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool
     import logging
 
     from .config import KeepConfigSpec
-    from .never_worse import incumbent_blocker
+    from .select.never_worse import incumbent_blocker
 
     if config.evolve.keep is None:
         return False
@@ -140,7 +140,7 @@ def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool
 def _challengers(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selected: bool):
     """The candidates that meet your config: the select stage's order where there was one, else the
     best distinct finalists by the search's fitness; your config itself is no challenger."""
-    from .never_worse import Challenger
+    from .select.never_worse import Challenger
 
     mine = config_hash(config.merge)
     rows = X if selected else [r["genes"] for r in sorted(search.finalists(), key=lambda r: -r["objectives"][0])]
@@ -160,7 +160,7 @@ def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selected: bo
     """Never worse than your config: see never_worse.py. Returns the decision (kept in summary.json)."""
     from tqdm import tqdm
 
-    from .never_worse import RULE, decide, held_out_blocker
+    from .select.never_worse import RULE, decide, held_out_blocker
 
     mine = search.incumbent.records[config_hash(config.merge)]
     challengers = _challengers(config, search, X, selected)
@@ -205,7 +205,7 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
         records = search.rescore(candidates, tick=lambda: bar.update(1))
     kept = [i for i, r in enumerate(records) if not r.get("failed")]  # a failed re-score is not chosen
     if not kept:
-        from .failures import GenerationFailed
+        from .scoring.failures import GenerationFailed
 
         raise GenerationFailed(f"every candidate of the select stage failed ({records[0]['failed']}); "
                                f"see {search.selection.path}")
@@ -282,7 +282,7 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
     }
     if F.shape[1] > 1:
-        from .pareto import BEST_RULE, hypervolume
+        from .select.pareto import BEST_RULE, hypervolume
 
         summary["best_rule"] = BEST_RULE
         summary["hypervolume"] = hypervolume(F)
@@ -356,7 +356,7 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .pareto import plot_front, save_figure
+    from .select.pareto import plot_front, save_figure
 
     if not records:
         return

@@ -20,9 +20,9 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.files import check_writable, write_atomic
 
 from .config import EvolveConfig
-from .failures import GenerationFailed, GenerationWatch
-from .genes import space_for
-from .scoring import Job, Scored
+from .scoring.failures import GenerationFailed, GenerationWatch
+from .spaces.genes import space_for
+from .scoring.candidate import Job, Scored
 
 
 def config_hash(config: dict) -> str:
@@ -200,7 +200,7 @@ class MergeSearch:
     def rungs(self) -> list[int]:
         """evolve.racing: anchors per rung of the fitness tasks, the last all of them (read once)."""
         if self._rungs is None:
-            from .fitness import rung_sizes
+            from .scoring.fitness import rung_sizes
 
             self._rungs = rung_sizes(self.config, self.config.evolve.fitness[0],
                                      self.manager or self.engine.fitness.manager)
@@ -209,7 +209,7 @@ class MergeSearch:
     def _race(self, jobs: list[Job]) -> None:
         """evolve.racing: the generation's new candidates raced through the anchor rungs (racing.py), in this
         process; records kept in the generation's order once the race is run."""
-        from .racing import race
+        from .algorithms.racing import race
 
         results = race(self.engine, jobs, self.rungs, self.config.evolve.racing.eta)
         for job in jobs:
@@ -219,7 +219,7 @@ class MergeSearch:
         """evolve.racing with the algorithm's intensifier: the generation's rows in order, each new one
         up the rungs for as long as the intensifier says (racing.climb); each one known from the history
         has its recorded rungs told to the intensifier again, so that it decides as it did then."""
-        from .racing import climb
+        from .algorithms.racing import climb
 
         new = {job.index: job for job in jobs}
         for row, key in enumerate(keys):

@@ -16,8 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
     "merge3_plugin": {"merge3_zoo", "merge3_lm_eval_tasks", "mergekit_ext", "lm_eval", "mergekit", "pymoo"},
     "lm_eval_tasks": {"merge3_zoo", "mergekit_ext", "mergekit", "pymoo"},
-    "mergekit_ext": {"merge3_zoo"},
+    "mergekit_ext": {"merge3_zoo", "lm_eval"},
+    "merge3_zoo": {"lm_eval"},
 }
+# the lm-eval room's one door: other rooms import merge3_lm_eval_tasks.api and nothing else of it
+LM_EVAL_DOOR = "merge3_lm_eval_tasks.api"
 ROOMS = ("merge3_plugin", "lm_eval_tasks", "mergekit_ext", "merge3_zoo")
 
 
@@ -42,6 +45,92 @@ def test_no_room_imports_a_room_below_it(room):
              for line, module in _imports(ast.parse(path.read_text()))
              if module.split(".")[0] in FORBIDDEN[room]]
     assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("room", ["merge3_plugin", "mergekit_ext", "merge3_zoo", "examples"])
+def test_the_lm_eval_room_is_entered_through_its_one_door(room):
+    wrong = []
+    for path in _sources(room):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module] if node.module != "merge3_lm_eval_tasks" else \
+                    [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            wrong += [f"{path.relative_to(REPO)}:{node.lineno}: imports {m}" for m in modules
+                      if m.split(".")[0] == "merge3_lm_eval_tasks" and m != LM_EVAL_DOOR]
+    assert not wrong, "\n".join(wrong)
+
+
+# the evolve room's sub-rooms, in the order of its pipeline; config, engine, search, run and cli sit on top
+EVOLVE_SUBROOMS = ("spaces", "algorithms", "merging", "scoring", "select")
+
+
+def _module_graph(package: Path, name: str) -> dict[str, set[str]]:
+    """{module: modules of `name` it imports (relative imports resolved, lazy ones too)}."""
+    graph = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = list(path.relative_to(package.parent).with_suffix("").parts)
+        is_init = parts[-1] == "__init__"
+        module = ".".join(parts[:-1] if is_init else parts)
+        here = parts[:-1]  # the package the file lives in
+        deps = set()
+        tree = ast.parse(path.read_text())
+        type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                     and getattr(block.test, "id", None) == "TYPE_CHECKING" for n in ast.walk(block)}
+        for node in ast.walk(tree):
+            if id(node) in type_only:  # `if TYPE_CHECKING:` imports are for annotations, never run
+                continue
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = here[:len(here) - node.level + 1]
+                    target = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    target = node.module or ""
+                deps.add(target)
+        graph[module] = {d for d in deps if d.split(".")[0] == name and d != module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    found, state = [], {}
+
+    def visit(node, stack):
+        state[node] = "open"
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == "open":
+                found.append(stack[stack.index(dep):] + [dep])
+            elif dep not in state and dep in graph:
+                visit(dep, stack + [dep])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    return found
+
+
+@pytest.mark.parametrize("room", ["merge3_plugin", "lm_eval_tasks", "mergekit_ext", "merge3_zoo",
+                                  *(f"mergekit_ext/{sub}" for sub in EVOLVE_SUBROOMS)])
+def test_no_import_circle_inside_a_room(room):
+    package = REPO / room
+    name = "merge3_lm_eval_tasks" if room == "lm_eval_tasks" else room.replace("/", ".")
+    graph = _module_graph(package, room.split("/")[0])
+    if "/" in room:  # a sub-room: only the arrows between its own modules
+        graph = {m: {d for d in deps if d.startswith(name)} for m, deps in graph.items() if m.startswith(name)}
+    assert (REPO / room).is_dir(), room
+    cycles = _cycles(graph)
+    assert not cycles, "import circles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_evolve_room_shows_its_pipeline():
+    """config -> space -> algorithm -> merge -> score -> select, then the run and its command line."""
+    folders = {p.name for p in (REPO / "mergekit_ext").iterdir() if (p / "__init__.py").exists()}
+    assert folders == set(EVOLVE_SUBROOMS)
+    top = {p.stem for p in (REPO / "mergekit_ext").glob("*.py")} - {"__init__"}
+    assert top == {"config", "engine", "search", "run", "cli"}
 
 
 def _private_uses(path: Path, root: Path = REPO) -> list[str]:

@@ -212,7 +212,7 @@ def test_one_weight_space_and_random_search(example):
 def test_the_example_config_of_plugins_md_validates(registered, tmp_path):
     """The evolve: section docs/plugins.md shows, with the example registered, passes every check."""
     from mergekit_ext.config import load_config
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     page = (DOCS / "plugins.md").read_text(encoding="utf-8")
     block = re.search(r"```yaml\n(merge_method:.*?)```", page, re.S).group(1)

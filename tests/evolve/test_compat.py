@@ -1,4 +1,4 @@
-"""Contracts of the private mergekit and torch APIs merge3 relies on (mergekit_ext/compat.py).
+"""Contracts of the private mergekit and torch APIs merge3 relies on (mergekit_ext/merging/compat.py).
 
 Cheap on purpose: tiny random Llamas; each test checks one promise on the installed mergekit / torch,
 so that an upgrade which breaks one fails here, naming it, instead of deep inside a search.
@@ -14,7 +14,7 @@ def _plan(tiny_world, weight: float = 0.5):
     from mergekit.config import MergeConfiguration
     from mergekit.options import MergeOptions
 
-    from mergekit_ext.compat import plan_merge
+    from mergekit_ext.merging.compat import plan_merge
 
     m = tiny_world.root / "models"
     config = MergeConfiguration.model_validate({
@@ -37,8 +37,8 @@ def test_plan_merge_covers_every_weight_of_the_model(tiny_world):
 def test_gather_keys_of_two_plans_compare_equal_where_mergekit_tasks_do_not(tiny_world):
     from mergekit.io.tasks import GatherTensors
 
-    from mergekit_ext.compat import gather_key
-    from mergekit_ext.inmemory import _input_tasks
+    from mergekit_ext.merging.compat import gather_key
+    from mergekit_ext.merging.inmemory import _input_tasks
 
     first = _input_tasks([task for _, task in _plan(tiny_world, 0.3)])
     second = _input_tasks([task for _, task in _plan(tiny_world, 0.7)])
@@ -51,7 +51,7 @@ def test_gather_keys_of_two_plans_compare_equal_where_mergekit_tasks_do_not(tiny
 def test_model_configs_are_read_once_and_the_method_restored(tiny_world, monkeypatch):
     from mergekit.common import ModelReference
 
-    from mergekit_ext.compat import model_configs_memoised
+    from mergekit_ext.merging.compat import model_configs_memoised
 
     original = ModelReference.config
     reads = []
@@ -69,7 +69,7 @@ def test_model_configs_are_read_once_and_the_method_restored(tiny_world, monkeyp
 def test_tensor_versions_count_in_place_writes():
     import torch
 
-    from mergekit_ext.compat import tensor_versions
+    from mergekit_ext.merging.compat import tensor_versions
 
     values = {"a": torch.zeros(3), "b": torch.ones(2)}
     before = tensor_versions(values)
@@ -79,7 +79,7 @@ def test_tensor_versions_count_in_place_writes():
 
 
 def test_tokenizer_files_are_copied_byte_for_byte_from_the_donor(tiny_world, tmp_path):
-    from mergekit_ext.compat import copy_tokenizer
+    from mergekit_ext.merging.compat import copy_tokenizer
 
     donor = tiny_world.model_path("base")
     files = {"tokenizer_config.json": '{"model_max_length": 64}\n', "tokenizer.json": '{"version": "1.0"}\n'}
@@ -98,7 +98,7 @@ def test_tokenizer_files_are_copied_byte_for_byte_from_the_donor(tiny_world, tmp
 def test_weight_names_are_the_planners_names_for_before_each_layer_and_after(tiny_world):
     from mergekit.common import ModelReference
 
-    from mergekit_ext.compat import weight_names
+    from mergekit_ext.merging.compat import weight_names
 
     planned = _plan(tiny_world)
     arch_info = _arch_info(tiny_world)
@@ -125,7 +125,7 @@ def test_set_depth_runs_the_first_layers_of_the_pool_as_a_model_built_that_deep(
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.compat import set_depth
+    from mergekit_ext.merging.compat import set_depth
 
     deep = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32).eval()
     pool = list(deep.get_decoder().layers)

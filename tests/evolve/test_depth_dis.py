@@ -34,7 +34,7 @@ def _genes(space, per_position: list[tuple[list[float], list[float], float]]) ->
 
 
 def test_positions_stack_the_chosen_layers_in_order_and_scale_the_last(tiny_world, tmp_path):
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     space = space_for(_config(tiny_world, tmp_path))
     m = tiny_world.root / "models"
@@ -54,7 +54,7 @@ def test_positions_stack_the_chosen_layers_in_order_and_scale_the_last(tiny_worl
 
 
 def test_over_the_cap_the_fullest_last_position_gives_up_its_first_layer(tiny_world, tmp_path):
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     space = space_for(_config(tiny_world, tmp_path, {"max_depth": 6}))
     m = tiny_world.root / "models"
@@ -88,8 +88,8 @@ def _mergekit_yaml(config: dict, folder: Path):
 
 
 def test_candidates_of_several_depths_merge_bit_for_bit_and_give_mergekits_logits(tiny_world, tmp_path):
-    from mergekit_ext.genes import space_for
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.spaces.genes import space_for
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config(tiny_world, tmp_path)
     space = space_for(config)
@@ -116,8 +116,8 @@ def test_candidates_of_several_depths_merge_bit_for_bit_and_give_mergekits_logit
 def test_the_warm_start_rows_are_the_base_then_each_model_alone(tiny_world, tmp_path):
     from safetensors.torch import load_file
 
-    from mergekit_ext.genes import space_for
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.spaces.genes import space_for
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config(tiny_world, tmp_path)
     space = space_for(config)
@@ -138,7 +138,7 @@ def test_the_warm_start_rows_are_the_base_then_each_model_alone(tiny_world, tmp_
 ])
 def test_bad_dis_options_name_the_field(tiny_world, tmp_path, options, words):
     from merge3_plugin.errors import UserError
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     with pytest.raises(UserError, match=words):
         space_for(_config(tiny_world, tmp_path, options))

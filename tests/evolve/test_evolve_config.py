@@ -12,8 +12,8 @@ from pymoo.core.problem import ElementwiseProblem
 
 from merge3_plugin.errors import UserError
 from mergekit_ext.config import load_config
-from mergekit_ext.genes import GeneSpace
-from mergekit_ext.problem import NOT_EVALUATED
+from mergekit_ext.spaces.genes import GeneSpace
+from mergekit_ext.algorithms.problem import NOT_EVALUATED
 
 
 def write(tmp_path, tiny_world, evolve: str, method: str = "ties", extra_params: str = "") -> str:
@@ -167,7 +167,7 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_pa
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config_for(method, tiny_world.root / "models")
     seed = 7 if method in RANDOM_METHODS else None
@@ -202,7 +202,7 @@ def test_tied_embeddings_merge_in_memory_as_on_disk(tied_world, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     m = tied_world.root / "models"
     config = {"merge_method": "task_arithmetic", "base_model": str(m / "base"), "dtype": "float32",
@@ -223,7 +223,7 @@ def test_tied_embeddings_merge_in_memory_as_on_disk(tied_world, tmp_path):
 def test_a_merge_method_writing_into_its_inputs_is_stopped(tiny_world):
     """Inputs are cached between candidates; if one is changed in place (as a careless custom method
     would), every later candidate would be wrong: the merger stops with a message instead."""
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config_for("task_arithmetic", tiny_world.root / "models")
     merger = InMemoryMerger(config, cache_inputs=True)
@@ -264,7 +264,7 @@ def test_a_search_space_plugin_is_chosen_by_name(tiny_world, tmp_path, capsys):
     from merge3_plugin.hookspecs import hookimpl
     from merge3_plugin.plugins import plugin_manager
     from mergekit_ext.cli import main
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     class OneScale:  # one gene: the same weight for every model
         dims = 1
@@ -343,8 +343,8 @@ def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(tiny_worl
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.genes import space_for
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.spaces.genes import space_for
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
 
@@ -382,7 +382,7 @@ def test_the_depth_space_stacks_chosen_layers_exactly_as_mergekit_does(tiny_worl
 
 
 def test_the_params_space_needs_something_to_search(tiny_world, tmp_path):
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     path = write(tmp_path, tiny_world, EVOLVE.replace("    weight: [0.0, 1.0]\n    density: [0.1, 1.0]\n", "    {}\n"))
     with pytest.raises(UserError, match="'evolve.search': name at least one parameter"):
@@ -395,7 +395,7 @@ def test_the_examples_are_valid_configs(tiny_world, tmp_path, name):
     """Each example, with the toy world's paths filled in as its header says, passes every check and
     has genes (here on tiny random Llamas with the same names and depth)."""
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
-    from mergekit_ext.genes import space_for
+    from mergekit_ext.spaces.genes import space_for
 
     from .evolve_helpers import example_config
 
@@ -449,7 +449,7 @@ def test_endpoint_weights_stream_into_the_live_model_one_tensor_at_a_time(tiny_w
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.fitness import load_weights
+    from mergekit_ext.scoring.fitness import load_weights
 
     expert = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("expert-math"), dtype=torch.float32)
     expert.save_pretrained(tmp_path / "sharded", max_shard_size="20KB")

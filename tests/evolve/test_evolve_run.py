@@ -102,7 +102,7 @@ def test_a_run_writes_its_outputs_and_resume_replays_to_the_same_result(setup, t
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     assert not (tmp_path / "cut" / "best_model").exists()
     saved = evolve(config, "--out", tmp_path / "cut", "--resume", "--save-model")
@@ -288,7 +288,7 @@ def test_a_layer_fusion_search_runs_end_to_end_with_one_bar_on_the_console(setup
     assert all(torch.equal(ours[k].view(torch.int32), theirs[k].view(torch.int32)) for k in ours)
 
     from mergekit_ext.config import load_config
-    from mergekit_ext.lfs import LayerFusionSpace
+    from mergekit_ext.spaces.lfs import LayerFusionSpace
 
     rows = LayerFusionSpace(load_config(path)).warm_start()
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]

@@ -10,8 +10,8 @@ import json
 import pytest
 import torch
 
-from mergekit_ext.fitness import Fitness
-from mergekit_ext.inmemory import InMemoryMerger
+from mergekit_ext.scoring.fitness import Fitness
+from mergekit_ext.merging.inmemory import InMemoryMerger
 
 from .evolve_helpers import write_ta_config
 

@@ -33,7 +33,7 @@ def _config(world, tmp_path: Path, options: dict | None = None, method: str = "t
 
 
 def _space(config):
-    from mergekit_ext.lfs import LayerFusionSpace
+    from mergekit_ext.spaces.lfs import LayerFusionSpace
 
     return LayerFusionSpace(config)
 
@@ -78,7 +78,7 @@ def _mergekit_multi(recipe: list[dict], folder: Path) -> dict:
 
 
 def _in_memory(config, world, recipe) -> dict:
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     live = _live(world)
     InMemoryMerger(config.merge).merge_into(live, recipe)
@@ -146,7 +146,7 @@ def test_uneven_groups_stack_in_order(tiny_world, tmp_path):
 def test_the_warm_start_rows_are_the_users_merge_and_each_model_alone(tiny_world, tmp_path):
     """Row 0 (task_arithmetic everywhere at the config's lambda and weights) merges to exactly what the user's
     own config gives in mergekit; the next rows are each expert alone, then the base alone (lambda 0)."""
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
     from safetensors.torch import load_file
 
     config = _config(tiny_world, tmp_path, weights=(0.7, 0.4), parameters={"lambda": 0.8})
@@ -165,7 +165,7 @@ def test_the_warm_start_rows_are_the_users_merge_and_each_model_alone(tiny_world
 
 
 def test_a_recipe_of_another_shape_is_refused_in_memory(tiny_world, tmp_path):
-    from mergekit_ext.recipe import stacked_parts
+    from mergekit_ext.merging.recipe import stacked_parts
 
     space = _space(_config(tiny_world, tmp_path))
     recipe = space.to_config(np.full(space.dims, 0.3))
@@ -186,7 +186,7 @@ def test_row_0_of_the_warm_start_merges_as_the_users_slerp_and_ties(tiny_world, 
                                                                      models_parameters, parameters):
     """slerp: the pair and t come from the config's base_model and t; ties: the models' one density."""
     from mergekit_ext.config import load_config
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     if method == "slerp":  # the two experts, from expert-lang (no base model of their own)
         config = _config(tiny_world, tmp_path, {"methods": ["linear", "slerp"]}, method=method, weights=None)
@@ -238,7 +238,7 @@ def test_tied_embeddings_that_a_recipe_would_untie_are_refused(tied_world, tmp_p
         def model_path(name):
             return tmp_path / "models" / name
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config(World, tmp_path, {"groups": 2, "methods": ["linear", "task_arithmetic"]})
     space = _space(config)

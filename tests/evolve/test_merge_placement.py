@@ -16,12 +16,12 @@ def test_inputs_that_do_not_fit_are_read_per_candidate_said_once_and_merge_the_s
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config_for("ties", tiny_world.root / "models")
     kept = InMemoryMerger(config)
     assert kept.placement.cached and kept.placement.device == "cpu" and "held in cpu" in kept.placement.describe()
-    with caplog.at_level(logging.WARNING, logger="mergekit_ext.inmemory"):
+    with caplog.at_level(logging.WARNING, logger="mergekit_ext.merging.inmemory"):
         streamed = InMemoryMerger(config, cache_inputs=False)
         first = streamed.merge(config)
         streamed.merge(config)
@@ -49,7 +49,7 @@ def test_a_merge_on_the_gpu_matches_the_cpu_within_the_stated_tolerance(tiny_wor
     import torch
     from transformers import AutoModelForCausalLM
 
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
 
     config = _config_for(method, tiny_world.root / "models")
     seed = 7 if method == "della" else None
@@ -77,7 +77,7 @@ def test_inputs_go_on_the_gpu_when_they_fit_else_pinned_host_memory_else_disk(ti
     from mergekit.config import MergeConfiguration
 
     from mergekit_ext import inmemory
-    from mergekit_ext.inmemory import InputPlacement, input_bytes
+    from mergekit_ext.merging.inmemory import InputPlacement, input_bytes
 
     config = MergeConfiguration.model_validate(_config_for("ties", tiny_world.root / "models"))
     size = input_bytes(config)

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from mergekit_ext.config import FitnessSpec
-from mergekit_ext.never_worse import Challenger, decide, paired_difference
+from mergekit_ext.select.never_worse import Challenger, decide, paired_difference
 
 from .evolve_helpers import write_ta_config
 
@@ -21,7 +21,7 @@ SPECS = [FitnessSpec(task="a", metric="acc", weight=1.0), FitnessSpec(task="b", 
 
 
 def _record(key: str, a: list[float], b: list[float]) -> dict:
-    from mergekit_ext.never_worse import fold
+    from mergekit_ext.select.never_worse import fold
 
     per_item = {"a": {"acc": a}, "b": {"acc": b}}
     return {"config_hash": key, "objectives": [fold(per_item, SPECS)], "details": {"per_item": per_item},
@@ -61,7 +61,7 @@ def test_a_challenger_must_win_by_two_standard_errors_or_your_config_is_kept():
 def test_the_first_generation_holds_your_config_and_the_rest_lies_within_the_trust_region():
     from pymoo.core.problem import Problem
 
-    from mergekit_ext.warm_start import WarmStartSampling
+    from mergekit_ext.algorithms.warm_start import WarmStartSampling
 
     rows = np.array([[0.2, 0.9, 0.5], [1.0, 0.0, 0.5]])
     drawn = WarmStartSampling(rows, radius=0.1).do(Problem(n_var=3, xl=0.0, xu=1.0), 40,
@@ -131,7 +131,7 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, se
     from merge3_zoo.quickeval import exact_match, task_docs
     from merge3_zoo.tokenizer import CharCodec
     from merge3_zoo.toy_tasks import regenerate
-    from mergekit_ext.inmemory import InMemoryMerger
+    from mergekit_ext.merging.inmemory import InMemoryMerger
     from mergekit_ext.search import config_hash
 
     regenerate(tmp_path / "tasks", size=20, preset="micro")

@@ -8,7 +8,7 @@ import pytest
 
 
 def test_the_augmented_tchebycheff_value_normalises_and_weights_each_objective():
-    from mergekit_ext.parego import tchebycheff
+    from mergekit_ext.algorithms.parego import tchebycheff
 
     F = np.array([[0.0, 10.0], [1.0, 0.0], [0.5, 5.0]])  # objectives of different scales, minimised
     values = tchebycheff(F, np.array([0.5, 0.5]), rho=0.0)
@@ -69,8 +69,8 @@ def test_parego_is_a_multi_objective_algorithm_with_checked_options(tiny_world, 
 
 def test_failed_candidates_neither_stretch_the_scale_nor_win():
     """A failed or budget-cut candidate (problem.NOT_EVALUATED) ranks last and leaves the others' order as it was."""
-    from mergekit_ext.parego import tchebycheff
-    from mergekit_ext.problem import NOT_EVALUATED
+    from mergekit_ext.algorithms.parego import tchebycheff
+    from mergekit_ext.algorithms.problem import NOT_EVALUATED
 
     F = np.array([[-0.30, -0.50], [-0.20, -0.85], [-0.25, -0.70]])
     even = np.array([0.5, 0.5])

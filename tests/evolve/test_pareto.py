@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mergekit_ext.pareto import archive_front, best_first, hypervolume, plot_front
+from mergekit_ext.select.pareto import archive_front, best_first, hypervolume, plot_front
 
 
 def test_hypervolume_is_the_share_of_the_unit_box_a_front_dominates():

@@ -62,7 +62,7 @@ def test_candidates_race_through_the_rungs_for_fewer_items(configs, tmp_path):
 def test_racing_needs_rungs_one_objective_and_the_serial_backend(configs, micro_zoo, tmp_path):
     from merge3_plugin.errors import UserError
     from mergekit_ext.config import load_config
-    from mergekit_ext.fitness import check_fitness_tasks, task_manager
+    from mergekit_ext.scoring.fitness import check_fitness_tasks, task_manager
     from merge3_zoo.toy_tasks import regenerate
 
     root, _, raced = configs
@@ -86,8 +86,8 @@ def test_a_lone_candidate_goes_straight_to_every_anchor_and_ties_keep_the_order(
     """racing.race with a stand-in engine (its fitness: the merged candidate's number, on any rung)."""
     from types import SimpleNamespace
 
-    from mergekit_ext.racing import race
-    from mergekit_ext.scoring import Job
+    from mergekit_ext.algorithms.racing import race
+    from mergekit_ext.scoring.candidate import Job
 
     class Live:
         def __init__(self):
@@ -104,7 +104,7 @@ def test_a_lone_candidate_goes_straight_to_every_anchor_and_ties_keep_the_order(
         return SimpleNamespace(objectives=[merger.value], details={}, seconds=0.0, items=limit or 20)
 
     engine = SimpleNamespace(merger=merger, model=None, fitness=fitness)
-    monkeypatch.setattr("mergekit_ext.scoring.probe_logits", lambda model: None)  # no real model here
+    monkeypatch.setattr("mergekit_ext.scoring.candidate.probe_logits", lambda model: None)  # no real model here
     lone = race(engine, [Job(0, "a", {"value": 0.5})], [5, 10, 20], eta=2)
     assert merger.calls == [(0.5, None)] and lone[0].record["anchors"] == 20 and lone[0].record["items"] == 20
     jobs = [Job(i, str(i), {"value": v}) for i, v in enumerate([0.1, 0.3, 0.3, 0.2])]

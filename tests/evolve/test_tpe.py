@@ -76,7 +76,7 @@ def test_tpe_proposals_beat_random_search_on_a_bowl():
 def test_a_generation_holds_pop_size_trials_and_warm_start_rows_come_first():
     from pymoo.optimize import minimize
 
-    from mergekit_ext.warm_start import WarmStartSampling
+    from mergekit_ext.algorithms.warm_start import WarmStartSampling
 
     rows = np.array([[0.7, 0.7, 0.7, 0.7], [0.0, 1.0, 0.0, 1.0]])
     result = minimize(Bowl(), _tpe(pop_size=3, sampling=WarmStartSampling(rows)), ("n_gen", 2), seed=0,
@@ -123,8 +123,8 @@ def test_climb_merges_once_and_stops_where_told(monkeypatch):
     """racing.climb with a stand-in engine (its fitness: the merged candidate's number plus the rung)."""
     from types import SimpleNamespace
 
-    from mergekit_ext.racing import climb
-    from mergekit_ext.scoring import Job
+    from mergekit_ext.algorithms.racing import climb
+    from mergekit_ext.scoring.candidate import Job
 
     merges, evaluations = [], []
 
@@ -138,7 +138,7 @@ def test_climb_merges_once_and_stops_where_told(monkeypatch):
                                items=limit or 20)
 
     engine = SimpleNamespace(merger=SimpleNamespace(merge_into=merge_into), model=None, fitness=fitness)
-    monkeypatch.setattr("mergekit_ext.scoring.probe_logits", lambda model: None)  # no real model here
+    monkeypatch.setattr("mergekit_ext.scoring.candidate.probe_logits", lambda model: None)  # no real model here
     told = []
     stopped = climb(engine, Job(0, "a", {"value": 0.5}), [5, 10, 20],
                     lambda anchors, estimate: told.append((anchors, estimate)) or anchors < 10)

@@ -12,7 +12,7 @@ import yaml
 
 from merge3_plugin.errors import UserError
 from mergekit_ext.config import load_config
-from mergekit_ext.genes import space_for
+from mergekit_ext.spaces.genes import space_for
 
 from .evolve_helpers import example_config, write_ta_config
 from .test_evolve_config import EVOLVE, write

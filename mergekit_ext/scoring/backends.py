@@ -1,11 +1,11 @@
 """The built-in eval backends (see `hookspecs.merge3_eval_backends`): `serial` scores candidates one after
-another in this process; `ray` (mergekit_ext/ray_backend.py, `pip install 'merge3[ray]'`) on Ray workers."""
+another in this process; `ray` (mergekit_ext/scoring/ray_backend.py, `pip install 'merge3[ray]'`) on Ray workers."""
 
 from __future__ import annotations
 
 from typing import Callable
 
-from .scoring import Job, Scored, score_candidate
+from .candidate import Job, Scored, score_candidate
 
 
 class SerialBackend:

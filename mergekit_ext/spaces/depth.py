@@ -38,7 +38,7 @@ import numpy as np
 
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig, model_depth
+from ..config import EvolveConfig, model_depth
 
 MODES = ("slots", "dis")
 OPTIONS = {"slots": ("mode", "slots"), "dis": ("mode", "max_depth", "scale_filters")}

@@ -17,7 +17,7 @@ import numpy as np
 
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig, searchable
+from ..config import EvolveConfig, searchable
 
 REST = "*"  # the parameter set of tensors no filter matches
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig
+from ..config import EvolveConfig
 from .genes import REST, filtered_value
 
 METHODS = ("linear", "task_arithmetic", "ties", "slerp")

@@ -62,7 +62,7 @@ class CheckpointCallback(Callback):
                  "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
                  "failed_now": search.failed, "best": [float(f) for f in front[0]]}
         if front.shape[1] > 1:  # several objectives: the hypervolume of everything scored so far (never falls)
-            from .pareto import archive_front, hypervolume
+            from ..select.pareto import archive_front, hypervolume
 
             front = archive_front(search.succeeded())[1]
             state["hypervolume"] = hypervolume(front)

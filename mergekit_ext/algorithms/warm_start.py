@@ -35,7 +35,7 @@ class WarmStartSampling(Sampling):
 def with_init(config, factory, options: dict, space) -> dict:
     """The algorithm's options with the first generation of `evolve.init` added (options the user set
     stay as they are)."""
-    from .config import effective_init
+    from ..config import effective_init
 
     init = effective_init(config.evolve)
     if init == "uniform":

@@ -75,7 +75,7 @@ class PymooAlgorithm:
 
 
 class ParEGOFactory:
-    """`parego`: pymoo's GA with ParEGO's random-weight Tchebycheff scalarisation (mergekit_ext/parego.py)."""
+    """`parego`: pymoo's GA with ParEGO's random-weight Tchebycheff scalarisation (mergekit_ext/algorithms/parego.py)."""
 
     multi_objective = True
 

@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig, FitnessSpec
-from .engine import needs_endpoints
+from ..config import EvolveConfig, FitnessSpec
 
 
 @dataclass
@@ -30,24 +30,32 @@ class Score:
     items: int = 0  # documents evaluated (the budget in items, beside the budget in candidates)
 
 
+def needs_endpoints(specs: list[FitnessSpec]) -> bool:
+    """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""
+    from merge3_plugin.plugins import endpoint_estimators
+
+    needed = endpoint_estimators()
+    return any(spec.estimator in needed for spec in specs)
+
+
+def endpoints_for(config: EvolveConfig, specs: list[FitnessSpec]) -> dict:
+    """The endpoints' model folders when `specs` need them (their abilities are measured), else none."""
+    return endpoint_paths(config) if needs_endpoints(specs) else {}
+
+
 def task_config(spec: FitnessSpec, manager) -> dict:
     """The YAML config of a task by name, as lm-eval's index knows it (for merge3 tasks: our metadata)."""
-    from merge3_lm_eval_tasks.compat import load_yaml
-
-    entry = manager.task_index.get(spec.task)
-    if entry is None or getattr(entry, "yaml_path", None) is None:
+    raw = lm_eval_api.task_config(manager, spec.task)
+    if raw is None:
         raise UserError(f"fitness task {spec.task!r}: lm-eval has no such task (see `lm_eval ls tasks`; build one "
                         "with `merge3 tasks build`)")
-    return load_yaml(entry.yaml_path, resolve_func=True)
+    return raw
 
 
 def task_manager(config: EvolveConfig):
     """lm-eval's task index for a run: the user's extra folders, lm-eval's own tasks unless
     `include_defaults: false`, and (through the start-up hook) merge3's."""
-    from lm_eval.tasks import TaskManager
-
-    return TaskManager(include_path=config.evolve.include_path or None,
-                       include_defaults=config.evolve.include_defaults)
+    return lm_eval_api.task_manager(config.evolve.include_path, config.evolve.include_defaults)
 
 
 def check_fitness_tasks(config: EvolveConfig, manager) -> None:
@@ -68,7 +76,7 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
             if racing_rungs.setdefault("sizes", rungs) != rungs:
                 raise UserError(f"{config.path}: field '{where}.task': racing needs one ladder of rungs for every "
                                 f"fitness task; {spec.task} has {rungs}, the first {racing_rungs['sizes']}")
-        if needs_endpoints([spec]) and "merge3_lm_eval_tasks" not in str(task_config(spec, manager).get("class", "")):
+        if needs_endpoints([spec]) and not lm_eval_api.is_merge3_task(task_config(spec, manager)):
             raise UserError(f"{config.path}: field '{where}.estimator': {spec.estimator} estimates from the merge's "
                             f"endpoints, measured on a merge3 task's anchors, but {spec.task!r} is a plain lm-eval "
                             "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
@@ -77,20 +85,18 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
 def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "evolve.fitness") -> list[int]:
     """The anchor rungs of a fitness task's bundle (`merge3 extract --rungs`), smallest first, then all of
     its anchors: what racing evaluates in turn."""
-    from merge3_lm_eval_tasks.task import Merge3ConfigError, load_bundle
-
     raw = task_config(spec, manager)
-    if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+    if not lm_eval_api.is_merge3_task(raw):
         raise UserError(f"{config.path}: field '{where}.task': racing runs through a merge3 task's anchor rungs; "
                         f"{spec.task} is a plain lm-eval task")
     try:
-        anchors = load_bundle(spec.task, raw.get("metadata") or {}).anchors
-    except Merge3ConfigError as err:
+        rungs = lm_eval_api.anchor_rungs(spec.task, raw)
+    except lm_eval_api.Merge3ConfigError as err:
         raise UserError(f"{config.path}: field '{where}.task': {err}") from None
-    if not anchors.rungs:
+    if not rungs:
         raise UserError(f"{config.path}: field 'evolve.racing': the bundle of {spec.task} has no rungs; extract its "
                         "anchors with `merge3 extract --rungs 5,10 ...` (or drop racing)")
-    return [rung.size for rung in anchors.rungs] + [anchors.size]
+    return rungs
 
 
 class Fitness:
@@ -99,14 +105,12 @@ class Fitness:
         """`specs`: the fitness entries to score (default: evolve.fitness); `share`: another Fitness over
         the same model whose lm-eval model and task index this one reuses (the select stage's);
         `manager`: a task index already built for this config (`task_manager`)."""
-        from lm_eval.models.huggingface import HFLM
-
         self.config = config
         self.model = model
         eval_spec = config.evolve.eval
         extra = eval_spec.model_extra or {}
-        self.lm = share.lm if share else HFLM(pretrained=model, tokenizer=tokenizer,
-                                              batch_size=eval_spec.batch_size, device=eval_spec.device, **extra)
+        self.lm = share.lm if share else lm_eval_api.wrap_live_model(model, tokenizer, eval_spec.batch_size,
+                                                                      eval_spec.device, **extra)
         self.manager = share.manager if share else manager or task_manager(config)
         self.specs = specs or config.evolve.fitness
         self.endpoint_items = 0  # documents evaluated to measure the endpoints' abilities (mp/gmp-IRT)
@@ -117,30 +121,17 @@ class Fitness:
             raw = task_config(spec, self.manager)
             if needs_endpoints([spec]):
                 raw = self._with_endpoint_theta(raw, endpoints)
-            self.tasks[spec.task] = self._build(raw)
-
-    def _build(self, raw: dict):
-        from merge3_lm_eval_tasks.compat import load_tasks
-
-        if "class" in raw:
-            cls = raw["class"]
-            cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
-            return load_tasks(self.manager, [cls(config=cfg)])
-        return load_tasks(self.manager, [raw["task"]])
+            self.tasks[spec.task] = lm_eval_api.build_tasks(self.manager, raw)
 
     def _with_endpoint_theta(self, raw: dict, endpoints: dict[str, Path]) -> dict:
         """Measure each endpoint's ability once, on the task's anchors, with the live model (each
         endpoint's weights streamed into it in turn; the search's first merge overwrites them)."""
-        from merge3_lm_eval_tasks.compat import load_tasks
-        from merge3_lm_eval_tasks.task import Merge3Task
         from merge3_plugin.irt import fit_ability
 
-        if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+        if not lm_eval_api.is_merge3_task(raw):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
-        cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
-        plain = Merge3Task(config=cfg)  # built once: measures every endpoint
+        plain, task_dict = lm_eval_api.measuring_task(self.manager, raw)  # built once: measures every endpoint
         bundle = plain.bundle
-        task_dict = load_tasks(self.manager, [plain])
         mean, cov = bundle.ability_prior()
         thetas = []
         for folder in endpoints.values():
@@ -150,14 +141,12 @@ class Fitness:
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
             thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
-        meta = dict(cfg.get("metadata") or {})
+        meta = dict(raw.get("metadata") or {})
         meta["merge3_endpoint_theta"] = thetas
         return {**raw, "metadata": meta}
 
     def _anchor_scores(self, task_dict, plain) -> dict[int, float]:
-        from lm_eval.evaluator import evaluate
-
-        out = evaluate(self.lm, task_dict, log_samples=True, verbosity="ERROR")
+        out = lm_eval_api.evaluate_tasks(self.lm, task_dict, log_samples=True)
         (samples,) = out["samples"].values()
         metric = plain.bundle.metric
         keys = [plain.anchor_key(s["doc"]) for s in samples]
@@ -166,14 +155,12 @@ class Fitness:
     def __call__(self, limit: int | None = None) -> Score:
         """Score the live model; `limit`: only the first `limit` anchors of each task (a racing rung,
         estimated with that rung's weights and calibration)."""
-        from lm_eval.evaluator import evaluate
-
         start = time.perf_counter()
         details = {}
         items = 0
         crash_point("eval")
         for name, task_dict in self.tasks.items():
-            out = evaluate(self.lm, task_dict, limit=limit, log_samples=False, verbosity="ERROR")
+            out = lm_eval_api.evaluate_tasks(self.lm, task_dict, limit=limit)
             items += sum(int(count.get("effective", 0)) for count in (out.get("n-samples") or {}).values())
             details[name] = {k: v for k, v in out["results"][name].items()
                              if isinstance(v, float) and "stderr" not in k}

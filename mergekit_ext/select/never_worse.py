@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.errors import UserError
 
-from .config import EvolveConfig, FitnessSpec
-from .fitness import Score, task_config
+from ..config import EvolveConfig, FitnessSpec
+from ..scoring.fitness import Score, task_config
 
 MARGIN_SE = 2.0  # how many standard errors of the paired difference a challenger must win by
 RULE = (f"an evolved merge replaces your config only if it beats it on held-out items by more than {MARGIN_SE:g} "
@@ -32,8 +33,7 @@ def held_out_blocker(config: EvolveConfig, manager) -> str | None:
     """Why the duel cannot be held on held-out items (None when it can): every fitness task must be a
     merge3 task, whose documents outside the anchors the search never sees."""
     for spec in config.evolve.fitness:
-        raw = task_config(spec, manager)
-        if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+        if not lm_eval_api.is_merge3_task(task_config(spec, manager)):
             return f"{spec.task} is a plain lm-eval task (the search sees all its items)"
     return None
 
@@ -54,9 +54,6 @@ class HeldOutFitness:
     paired difference) and folded by weight into one objective. Shares the search fitness's lm-eval model."""
 
     def __init__(self, config: EvolveConfig, share):
-        from merge3_lm_eval_tasks.compat import load_tasks
-        from merge3_lm_eval_tasks.held_out import HeldOutTask
-
         keep = config.evolve.keep
         self.lm, self.manager = share.lm, share.manager
         self.specs: list[FitnessSpec] = list(config.evolve.fitness)
@@ -65,20 +62,16 @@ class HeldOutFitness:
             if spec.task in self.tasks:
                 continue
             raw = task_config(spec, self.manager)
-            if "merge3_lm_eval_tasks" not in str(raw.get("class", "")):
+            if not lm_eval_api.is_merge3_task(raw):
                 raise UserError(f"keep_config: {spec.task} is no merge3 task; it has no held-out items")
-            cfg = {k: v for k, v in raw.items() if k not in ("class", "tag", "group")}
-            cfg["metadata"] = {**(cfg.get("metadata") or {}),
-                               "merge3_held_out": {"items": keep.holdout_items, "seed": keep.seed}}
-            self.tasks[spec.task] = load_tasks(self.manager, [HeldOutTask(config=cfg)])
+            self.tasks[spec.task] = lm_eval_api.build_tasks(
+                self.manager, raw, held_out={"items": keep.holdout_items, "seed": keep.seed})
 
     def __call__(self, limit: int | None = None) -> Score:
-        from lm_eval.evaluator import evaluate
-
         start = time.perf_counter()
         per_item: dict[str, dict[str, list[float]]] = {}
         for name, task_dict in self.tasks.items():
-            out = evaluate(self.lm, task_dict, log_samples=True, verbosity="ERROR")
+            out = lm_eval_api.evaluate_tasks(self.lm, task_dict, log_samples=True)
             (samples,) = out["samples"].values()
             samples = sorted(samples, key=lambda s: s["doc_id"])
             per_item[name] = {spec.metric: [float(s[spec.metric]) for s in samples]

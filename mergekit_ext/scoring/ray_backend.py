@@ -21,7 +21,7 @@ from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 
 from .failures import GenerationFailed
-from .scoring import Job, Scored, failed_record, score_candidate
+from .candidate import Job, Scored, failed_record, score_candidate
 
 CPU_GROUP = 4  # on CPUs, the default is one worker per this many cores
 SETUP_TIMEOUT = 1800  # seconds for a worker to be placed and load its models (a 70B model loads for minutes)
@@ -42,7 +42,7 @@ class CandidateWorker:
         """Load the inputs and build the live model and fitness; the worker's process id."""
         import torch
 
-        from .engine import build_engine
+        from ..engine import build_engine
 
         torch.set_num_threads(self.threads)
         logging.getLogger().setLevel(logging.ERROR)  # a worker's console is Ray's log file

@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import math
 
-from .scoring import Job, Scored, score_candidate
+from ..scoring.candidate import Job, Scored, score_candidate
 
 
 def climb(engine, job: Job, limits: list[int], go_on) -> Scored:

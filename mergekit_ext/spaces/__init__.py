@@ -23,6 +23,6 @@ def merge3_search_spaces():
 
 @hookimpl
 def merge3_eval_backends():
-    from .backends import SerialBackend, ray_backend
+    from ..scoring.backends import SerialBackend, ray_backend
 
     return {"serial": SerialBackend, "ray": ray_backend}

@@ -95,7 +95,8 @@ def _yaml(spec: TaskSpec, data_dir: Path) -> dict:
 
 def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int,
                 dialect: dict[str, str] | None = None) -> dict[str, dict]:
-    """Writes root/<task>/{train,validation,test}.jsonl and root/<task>.yaml; returns manifest rows.
+    """Writes root/<task>/{train,validation,test}.jsonl, root/<task>.yaml and root/<task>_val.yaml (the
+    validation split); returns manifest rows.
     `dialect` names another skill behind a task's own (a preset's, see recipe.Preset)."""
     rows = {}
     for index, spec in enumerate(TASKS):
@@ -116,6 +117,11 @@ def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int,
                     f.write(json.dumps(_doc(spec, item, rng)) + "\n")
         yaml_path = root / f"{spec.name}.yaml"
         yaml_path.write_text(yaml.safe_dump(_yaml(spec, data_dir), sort_keys=False))
+        # <task>_val: the same task on its validation split, for a select stage's fitness (no tag:
+        # `--tasks toy_world` runs the test splits only)
+        (root / f"{spec.name}_val.yaml").write_text(yaml.safe_dump(
+            {"include": str(yaml_path.resolve()), "task": f"{spec.name}_val", "tag": [], "test_split": "validation"},
+            sort_keys=False))
         rows[spec.name] = {
             "name": spec.name,
             "skill": spec.skill,

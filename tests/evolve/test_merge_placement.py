@@ -76,7 +76,7 @@ def test_inputs_go_on_the_gpu_when_they_fit_else_pinned_host_memory_else_disk(ti
     import torch
     from mergekit.config import MergeConfiguration
 
-    from mergekit_ext import inmemory
+    from mergekit_ext.merging import inmemory
     from mergekit_ext.merging.inmemory import InputPlacement, input_bytes
 
     config = MergeConfiguration.model_validate(_config_for("ties", tiny_world.root / "models"))

@@ -63,9 +63,9 @@ def main() -> None:
     from mergekit_ext.run import run
 
     zoo = build_zoo(args.preset).zoo
-    text = (HERE / "cross_lingual.yaml").read_text().replace("ZOO/", f"{zoo.root}/")
-    data = yaml.safe_load(text)
     tasks_dir = shipped_tasks_dir()
+    text = (HERE / "cross_lingual.yaml").read_text().replace("ZOO/", f"{zoo.root}/")
+    data = yaml.safe_load(text.replace("TASKS", str(tasks_dir)))
     if args.anchors or args.preset != "default":
         from merge3_zoo.toy_tasks import SIZE, regenerate
 
@@ -73,12 +73,8 @@ def main() -> None:
         if not (tasks_dir / "merge3_toy_math_l2.yaml").exists():
             regenerate(tasks_dir, size=args.anchors or SIZE, preset=args.preset)
     args.out.mkdir(parents=True, exist_ok=True)
-    val_dir = args.out / "val_task"  # toy_math_l2 on its validation split: the select stage's fitness
-    val_dir.mkdir(exist_ok=True)
-    (val_dir / "toy_math_l2_val.yaml").write_text(yaml.safe_dump(
-        {"include": str(zoo.tasks_dir / "toy_math_l2.yaml"), "task": "toy_math_l2_val", "tag": [],
-         "test_split": "validation"}, sort_keys=False))
-    data["evolve"]["include_path"] = [str(tasks_dir), str(val_dir)]
+    # the toy tasks (shipped or refit above), then the zoo's (toy_math_l2_val: the select stage's fitness)
+    data["evolve"]["include_path"] = [str(tasks_dir), str(zoo.tasks_dir)]
     if args.no_select:
         data["evolve"].pop("select")
     if args.granularity:

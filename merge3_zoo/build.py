@@ -27,7 +27,7 @@ from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
 from .numerics import cpu_has_avx2
 from .recipe import PRESETS, Preset
-from .tasks import TASKS, write_tasks
+from .tasks import TASKS, write_tasks, write_val_task
 
 
 IN_PROGRESS = ".merge3-build-in-progress"
@@ -163,6 +163,8 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
                             f"hash {zoo.recipe_hash}); choose another folder", param="out", value=root)
         if not force:
             (root / IN_PROGRESS).unlink(missing_ok=True)  # left by a build killed after its manifest
+            for task in zoo.tasks:  # zoos built before the _val tasks existed
+                write_val_task(zoo.tasks_dir / f"{task['name']}.yaml")
             return BuildResult(_add_lineage(zoo), True, time.perf_counter() - start)
         raise UserError("force would replace a finished zoo; delete it yourself if you mean it", param="out", value=root)
     check_writable(root)

@@ -93,6 +93,17 @@ def _yaml(spec: TaskSpec, data_dir: Path) -> dict:
     return config
 
 
+def write_val_task(yaml_path: Path) -> None:
+    """<task>_val.yaml beside <task>.yaml: the same task on its validation split, for a select stage's
+    fitness (untagged: `--tasks toy_world` runs the test splits only). Zoos built before it existed get
+    it when they are next opened (build.py)."""
+    name = yaml_path.stem
+    target = yaml_path.with_name(f"{name}_val.yaml")
+    if not target.exists():
+        target.write_text(yaml.safe_dump({"include": str(yaml_path.resolve()), "task": f"{name}_val", "tag": [],
+                                          "test_split": "validation"}, sort_keys=False))
+
+
 def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int,
                 dialect: dict[str, str] | None = None) -> dict[str, dict]:
     """Writes root/<task>/{train,validation,test}.jsonl, root/<task>.yaml and root/<task>_val.yaml (the
@@ -117,11 +128,7 @@ def write_tasks(root: Path, seed: int, n_test: int, n_val: int, n_train: int,
                     f.write(json.dumps(_doc(spec, item, rng)) + "\n")
         yaml_path = root / f"{spec.name}.yaml"
         yaml_path.write_text(yaml.safe_dump(_yaml(spec, data_dir), sort_keys=False))
-        # <task>_val: the same task on its validation split, for a select stage's fitness (no tag:
-        # `--tasks toy_world` runs the test splits only)
-        (root / f"{spec.name}_val.yaml").write_text(yaml.safe_dump(
-            {"include": str(yaml_path.resolve()), "task": f"{spec.name}_val", "tag": [], "test_split": "validation"},
-            sort_keys=False))
+        write_val_task(yaml_path)
         rows[spec.name] = {
             "name": spec.name,
             "skill": spec.skill,

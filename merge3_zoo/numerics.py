@@ -2,16 +2,20 @@
 
 torch picks its CPU kernels by the instructions the processor has (ATen's AVX2 or AVX-512 kernels,
 MKL's code paths), and a sum taken in another order rounds otherwise: a 30-step AdamW run of a
-4-layer Llama gave other weights with AVX-512 than with AVX2 (shared field notes). With ATen's
-scalar kernels, MKL's conditional numerical reproducibility on its compatible path and one thread,
-the same run gives the same bytes on both. ATen's AVX2 kernels and MKL's AVX2 reproducibility path do
-the same at half the cost of the scalar ones (benchmarks/portable_floats.py): they are what the zoo
-uses, so a world is the same on any x86 CPU with AVX2 (Intel since 2013, AMD since 2015; checked here
-on an AVX-512 Xeon with and without MKL limited to AVX2). A CPU without AVX2 is told so. Both switches are read once, when torch (and its MKL)
-load: they must be in the environment before `import torch`, which is why the zoo's training and
+4-layer Llama gave other weights with AVX-512 than with AVX2 (shared field notes). ATen's AVX2
+kernels are the same code on every x86 CPU with AVX2. MKL is not: it also checks the CPU's vendor,
+and its AVX2 reproducibility branch (MKL_CBWR=AVX2, what the zoo used until 2026-12-06) gave one set
+of weights on an Intel Xeon and another on an AMD EPYC, which matched the Xeon's only when MKL was
+told it ran on an Intel CPU (benchmarks/portable_floats.py shows it). Its COMPATIBLE branch (SSE2
+without the approximate rcpps/rsqrtps, which vendors implement differently) gives the same bytes on
+both, told or not. So the zoo trains and evaluates on ATen's AVX2 kernels and MKL's COMPATIBLE
+branch, with one thread: a world is the same on any x86 CPU with AVX2 (Intel since 2013, AMD since
+2015). A CPU without AVX2 is told so. Both switches are read once, when torch (and its MKL) load:
+they must be in the environment before `import torch`, which is why the zoo's training and
 evaluation run in worker processes that call `use_portable_floats()` first.
 
-The cost is speed, about 1.1x the CPU's own paths (benchmarks/portable_floats.py measures it).
+The cost is speed: about 1.8x the CPU's own paths for the micro world's training on 2026-12-06 (an
+AMD EPYC; benchmarks/portable_floats.py measures it), against 0.9x for MKL's AVX2 branch.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import os
 import sys
 from contextlib import contextmanager
 
-# ATen: its AVX2 kernels even where AVX-512 ones exist; MKL: conditional numerical reproducibility
-# on its AVX2 path. (The scalar kernels and MKL_CBWR=COMPATIBLE also agree everywhere, at 2x the time.)
-PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
+# ATen: its AVX2 kernels even where AVX-512 ones exist; MKL: conditional numerical reproducibility on
+# its COMPATIBLE branch, the one that does not depend on the CPU's vendor (ATen's scalar kernels with it
+# also agree everywhere, a little slower).
+PORTABLE_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}
 
 
 def use_portable_floats() -> None:

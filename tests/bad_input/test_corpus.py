@@ -24,13 +24,12 @@ from merge3_plugin import cli as merge3_cli
 
 
 @pytest.fixture(scope="module")
-def world(micro_zoo, tmp_path_factory, tiny_world):
+def world(micro_zoo, micro_tasks, tmp_path_factory, tiny_world):
     """A good evolve config over the tiny random Llamas, scored on the micro world's merge3 tasks (never
     evaluated here), and variants of one model for the architecture cases."""
-    from merge3_zoo.toy_tasks import regenerate
 
     root = tmp_path_factory.mktemp("bad-input")
-    regenerate(root / "tasks", size=20, preset="micro")
+    micro_tasks(root / "tasks")
     models = tiny_world.root / "models"
     for name, edit in {"other-arch": {"model_type": "mistral", "architectures": ["MistralForCausalLM"]},
                        "other-shape": {"hidden_size": 48}, "other-vocab": {"vocab_size": 96}}.items():

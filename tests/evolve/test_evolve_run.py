@@ -15,12 +15,11 @@ import yaml
 
 
 @pytest.fixture(scope="module")
-def setup(micro_zoo, tmp_path_factory):
+def setup(micro_zoo, micro_tasks, tmp_path_factory):
     """merge3 toy tasks fit on the micro world (20 anchors) and an evolve config around a TA merge."""
-    from merge3_zoo.toy_tasks import regenerate
 
     root = tmp_path_factory.mktemp("evolve")
-    regenerate(root / "tasks", size=20, preset="micro")
+    micro_tasks(root / "tasks")
     models = micro_zoo.root / "models"
     config = root / "evolve.yaml"
     config.write_text(textwrap.dedent(f"""\

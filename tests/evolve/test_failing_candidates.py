@@ -17,14 +17,13 @@ from .evolve_helpers import write_ta_config
 
 
 @pytest.fixture(scope="module")
-def setup(micro_zoo, tmp_path_factory):
+def setup(micro_zoo, micro_tasks, tmp_path_factory):
     """A six-candidate GA run (two generations of three) and its history without failures."""
-    from merge3_zoo.toy_tasks import regenerate
     from mergekit_ext.config import load_config
     from mergekit_ext.run import run
 
     root = tmp_path_factory.mktemp("failing")
-    regenerate(root / "tasks", size=20, preset="micro")
+    micro_tasks(root / "tasks")
     path = write_ta_config(root / "evolve.yaml", micro_zoo.root / "models", root / "tasks", {
         "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
         "algorithm": {"name": "ga", "pop_size": 3}, "budget": {"evaluations": 6}})

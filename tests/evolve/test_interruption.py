@@ -30,12 +30,11 @@ KILLS = ["merge:2", "eval:4", "history:3", "history:7", "write:checkpoint.json:1
 
 
 @pytest.fixture(scope="module")
-def setup(micro_zoo, tmp_path_factory):
+def setup(micro_zoo, micro_tasks, tmp_path_factory):
     """Six candidates in two generations, then a select stage re-scoring the best two; run once unbroken."""
-    from merge3_zoo.toy_tasks import regenerate
 
     root = tmp_path_factory.mktemp("interrupt")
-    regenerate(root / "tasks", size=20, preset="micro")
+    micro_tasks(root / "tasks")
     config = write_ta_config(root / "evolve.yaml", micro_zoo.root / "models", root / "tasks", {
         "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
         "algorithm": {"name": "ga", "pop_size": 3}, "budget": {"evaluations": 6},

@@ -95,13 +95,12 @@ def test_init_defaults_to_your_config_where_the_space_and_algorithm_allow_it(tin
         config(keep_config={"holdout_items": 3})
 
 
-def test_held_out_items_lie_outside_the_anchors_and_are_drawn_by_seed(micro_zoo, tmp_path):
+def test_held_out_items_lie_outside_the_anchors_and_are_drawn_by_seed(micro_zoo, micro_tasks, tmp_path):
     from merge3_lm_eval_tasks.compat import load_yaml
     from merge3_lm_eval_tasks.held_out import HeldOutTask
     from merge3_lm_eval_tasks.task import Merge3Task
-    from merge3_zoo.toy_tasks import regenerate
 
-    regenerate(tmp_path / "tasks", size=20, preset="micro")
+    micro_tasks(tmp_path / "tasks")
     raw = load_yaml(tmp_path / "tasks" / "merge3_toy_math.yaml", resolve_func=True)
     cfg = {k: v for k, v in raw.items() if k not in ("class", "tag")}
     anchors = {d["prompt"] for d in Merge3Task(config=cfg).eval_docs}
@@ -119,7 +118,7 @@ def test_held_out_items_lie_outside_the_anchors_and_are_drawn_by_seed(micro_zoo,
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed, start", [(0, 0.5), (1, 0.5), (2, 0.5), (0, 0.0)])
-def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, seed, start):
+def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, micro_tasks, tmp_path, seed, start):
     """The defaults on the micro world's cross-lingual target, from a TA config with both weights at
     `start`: whatever the search finds, best.yaml's true accuracy on the validation split (items neither
     the anchors nor the duel's held-out items come from) is not below your config's by more than 2
@@ -130,11 +129,10 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, tmp_path, se
 
     from merge3_zoo.quickeval import exact_match, task_docs
     from merge3_zoo.tokenizer import CharCodec
-    from merge3_zoo.toy_tasks import regenerate
     from mergekit_ext.merging.inmemory import InMemoryMerger
     from mergekit_ext.search import config_hash
 
-    regenerate(tmp_path / "tasks", size=20, preset="micro")
+    micro_tasks(tmp_path / "tasks")
     path = write_ta_config(tmp_path / "evolve.yaml", micro_zoo.root / "models", tmp_path / "tasks", {
         "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
         "algorithm": {"name": "ga", "pop_size": 6}, "budget": {"evaluations": 18}, "seed": seed,

@@ -12,14 +12,13 @@ import yaml
 
 
 @pytest.fixture(scope="module")
-def configs(micro_zoo, tmp_path_factory):
+def configs(micro_zoo, micro_tasks, tmp_path_factory):
     """The same TA search twice, with and without racing, on merge3 tasks whose 20 anchors have rungs 5 and 10."""
-    from merge3_zoo.toy_tasks import regenerate
 
     from .evolve_helpers import write_ta_config
 
     root = tmp_path_factory.mktemp("racing")
-    regenerate(root / "tasks", size=20, preset="micro", rungs=[5, 10])
+    micro_tasks(root / "tasks", rungs=[5, 10])
     evolve = {"fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
               "granularity": 2, "algorithm": {"name": "ga", "pop_size": 6}, "budget": {"evaluations": 12}}
     plain = write_ta_config(root / "plain.yaml", micro_zoo.root / "models", root / "tasks", evolve)
@@ -59,15 +58,14 @@ def test_candidates_race_through_the_rungs_for_fewer_items(configs, tmp_path):
     assert best["merge_method"] == "task_arithmetic"
 
 
-def test_racing_needs_rungs_one_objective_and_the_serial_backend(configs, micro_zoo, tmp_path):
+def test_racing_needs_rungs_one_objective_and_the_serial_backend(micro_tasks, configs, micro_zoo, tmp_path):
     from merge3_plugin.errors import UserError
     from mergekit_ext.config import load_config
     from mergekit_ext.scoring.fitness import check_fitness_tasks, task_manager
-    from merge3_zoo.toy_tasks import regenerate
 
     root, _, raced = configs
     data = yaml.safe_load(raced.read_text())
-    regenerate(tmp_path / "tasks", size=20, preset="micro")  # anchors without rungs
+    micro_tasks(tmp_path / "tasks")  # anchors without rungs
     data["evolve"]["include_path"] = [str(tmp_path / "tasks")]
     (tmp_path / "no-rungs.yaml").write_text(yaml.safe_dump(data))
     config = load_config(tmp_path / "no-rungs.yaml")

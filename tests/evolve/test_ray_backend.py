@@ -26,14 +26,13 @@ def _history(out) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def setup(micro_zoo, tmp_path_factory):
+def setup(micro_zoo, micro_tasks, tmp_path_factory):
     """Two generations of four (so each has two candidates per worker) and the serial run's outputs."""
-    from merge3_zoo.toy_tasks import regenerate
     from mergekit_ext.config import load_config
     from mergekit_ext.run import run
 
     root = tmp_path_factory.mktemp("ray")
-    regenerate(root / "tasks", size=20, preset="micro")
+    micro_tasks(root / "tasks")
     evolve = {"fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
               "algorithm": {"name": "ga", "pop_size": 4}, "budget": {"evaluations": 8}}
     serial = write_ta_config(root / "serial.yaml", micro_zoo.root / "models", root / "tasks", evolve)

@@ -155,13 +155,12 @@ def test_climb_merges_once_and_stops_where_told(monkeypatch):
 # -- end to end on the micro toy world ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tpe_config(micro_zoo, tmp_path_factory):
-    from merge3_zoo.toy_tasks import regenerate
+def tpe_config(micro_zoo, micro_tasks, tmp_path_factory):
 
     from .evolve_helpers import write_ta_config
 
     root = tmp_path_factory.mktemp("tpe")
-    regenerate(root / "tasks", size=20, preset="micro", rungs=[5, 10])
+    micro_tasks(root / "tasks", rungs=[5, 10])
     evolve = {"fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
               "granularity": 2, "algorithm": {"name": "tpe", "n_startup_trials": 4}, "racing": {"eta": 2},
               "budget": {"evaluations": 10}}

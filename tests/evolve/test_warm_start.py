@@ -85,11 +85,10 @@ def test_the_depth_space_starts_from_each_model_and_a_space_without_rows_is_refu
         plugin_manager().unregister(name="no-rows-test")
 
 
-def test_a_warm_started_run_scores_the_config_and_the_endpoints_first(micro_zoo, tmp_path):
-    from merge3_zoo.toy_tasks import regenerate
+def test_a_warm_started_run_scores_the_config_and_the_endpoints_first(micro_zoo, micro_tasks, tmp_path):
     from mergekit_ext.run import run
 
-    regenerate(tmp_path / "tasks", size=20, preset="micro")
+    micro_tasks(tmp_path / "tasks")
     path = write_ta_config(tmp_path / "evolve.yaml", micro_zoo.root / "models", tmp_path / "tasks", {
         "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
         "algorithm": {"name": "ga", "pop_size": 4}, "budget": {"evaluations": 4}, "warm_start": True})

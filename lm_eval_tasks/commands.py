@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from merge3_plugin.errors import UserError
 from merge3_plugin.hookspecs import hookimpl
 
 
@@ -29,8 +30,6 @@ def _tasks_check(args: argparse.Namespace) -> int:
 
 
 def _tasks_build(args: argparse.Namespace) -> int:
-    from merge3_plugin.errors import UserError
-
     from .task_files import build_task, user_tasks_dir
 
     if (args.base_yaml is None) == (args.base_task is None):

@@ -9,6 +9,7 @@ each contract on the installed version, so an upgrade that breaks one fails ther
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,6 @@ class _SharedTagNotice:
 
 def quiet_shared_tag_notice() -> None:
     """Install the filter on the logger of lm-eval's task index (`lm_eval.tasks._index`), once."""
-    import logging
-
     index_log = logging.getLogger("lm_eval.tasks._index")
     if not any(isinstance(f, _SharedTagNotice) for f in index_log.filters):
         index_log.addFilter(_SharedTagNotice())

@@ -29,6 +29,7 @@ another version or order is refused when the task loads.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,8 +198,6 @@ class Merge3Task(ConfigurableTask):
         this task runs another (the estimates then describe a model evaluated differently)."""
         protocol = self._bundle.protocol if self._bundle is not None else {}
         if protocol and int(shots or 0) != protocol.get("num_fewshot"):
-            import sys
-
             print(f"merge3: warning: {self._merge3_name}: runs {int(shots or 0)}-shot, but the parameters of "
                   f"{self._bundle_path.name} assume {protocol.get('suite')}: {protocol['num_fewshot']}-shot "
                   f"{protocol.get('metric')}; the IRT estimates may be biased", file=sys.stderr)

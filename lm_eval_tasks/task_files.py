@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import os
 import re
+import sysconfig
 from pathlib import Path
 
 import yaml
 
+import merge3_lm_eval_tasks
 from merge3_plugin.bundle import Bundle
 from merge3_plugin.errors import UserError
 from merge3_plugin.files import write_atomic
+from merge3_plugin.plugins import unknown_name
+
+from .compat import load_yaml
 
 CLASS_REF = "merge3_lm_eval_tasks.task.Merge3Task"
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
@@ -116,8 +121,6 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     if base_task is not None:
         from lm_eval.tasks import TaskManager
 
-        from merge3_plugin.plugins import unknown_name
-
         known = known_tasks if known_tasks is not None else set(TaskManager(include_defaults=True).all_tasks)
         if base_task not in known:
             raise UserError(unknown_name("lm-eval task", base_task, known), param="base_task", value=None)
@@ -134,7 +137,6 @@ def lock_anchors(task_yaml_path: Path, previous: str | None = None) -> str | Non
     anchors now, writing the bundle's lock file. A refusal (anchors that match nothing) removes the YAML,
     or puts back `previous` (the text it replaced), and raises; a dataset that cannot be loaded here
     leaves matching to the first lm-eval run (a note)."""
-    from .compat import load_yaml
     from .task import Merge3ConfigError, Merge3Task
 
     cfg = load_yaml(task_yaml_path, resolve_func=False)
@@ -162,8 +164,6 @@ PTH_NAME = "merge3-lm-eval.pth"
 
 
 def hook_target() -> Path:
-    import sysconfig
-
     return Path(sysconfig.get_paths()["purelib"]) / PTH_NAME
 
 
@@ -173,7 +173,6 @@ def hook_install() -> Path:
     target = hook_target()
     source = Path(__file__).resolve().parents[1] / "lm_eval_tasks" / PTH_NAME
     if not source.is_file():  # installed from a wheel: the package folder has it
-        import merge3_lm_eval_tasks
 
         source = Path(merge3_lm_eval_tasks.__file__).resolve().parent / PTH_NAME
     try:

@@ -9,10 +9,22 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import numpy as np
-from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, PlainValidator,
-                      Tag, ValidationError, ValidationInfo, field_validator)
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainValidator,
+    Tag,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from .bundle_format import FORMAT, SPLITS, VERSION
+from .content_keys import KEYS
 from .errors import UserError
 from .files import sha256_of
 from .irt import ItemParams
@@ -326,8 +338,6 @@ def _anchors(path: Path, a: _Anchors, known: set[int]) -> dict:
                           calibration=r.calibration or {}))
     keys = None
     if a.content_keys is not None:
-        from .content_keys import KEYS
-
         if a.content_keys.family not in KEYS:
             raise _field_error(path, "anchors.content_keys.family", f"is {a.content_keys.family!r}; expected one of "
                                                                     f"{', '.join(KEYS)}")

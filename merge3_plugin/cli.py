@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from .errors import UserError
+from .irt_commands import add_parsers
+from .plugins import KINDS, plugin_manager, registry
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    from .plugins import KINDS, plugin_manager, registry
-
     pm = plugin_manager()
     for kind in KINDS:
         names = sorted(registry(kind, pm))
@@ -25,9 +25,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cheap evolutionary model merging: extract anchor items, estimate accuracy with IRT, evolve merges.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    from .irt_commands import add_parsers
-    from .plugins import plugin_manager
 
     add_parsers(sub)
     # `merge3 zoo` (the toy world) and `merge3 tasks` (the lm-eval room) are plugins: see hookspecs

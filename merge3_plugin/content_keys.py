@@ -32,6 +32,8 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from .errors import UserError
+
 
 class MissingField(KeyError):
     """A document lacks a field its key family needs."""
@@ -88,8 +90,6 @@ KEYS: dict[str, KeyFamily] = {f.name: f for f in (
 
 
 def family(name: str) -> KeyFamily:
-    from .errors import UserError
-
     if name not in KEYS:
         raise UserError(f"unknown content key family {name!r}; known: {', '.join(KEYS)}")
     return KEYS[name]

@@ -24,6 +24,7 @@ from .bundle import Anchors, Bundle
 from .contracts import Estimator
 from .errors import UserError
 from .irt import ItemParams, fit_ability, lbfgs
+from .plugins import registry, unknown_name
 
 MERGE_WEIGHT_SD = 1.0  # prior on each merge weight lambda_j: N(1/J, sd^2), i.e. near the endpoints' mean
 
@@ -127,8 +128,6 @@ def estimate(bundle: Bundle, anchor_scores: np.ndarray, endpoint_theta: np.ndarr
              names: list[str] | None = None, anchors: Anchors | None = None,
              estimators: dict[str, Estimator] | None = None) -> dict[str, np.ndarray]:
     """{estimator name: estimates per model}, each in [0, 1]; estimators that do not apply are left out."""
-    from .plugins import registry, unknown_name
-
     available = estimators if estimators is not None else registry("estimator")
     if names is not None:
         unknown = [n for n in names if n not in available]

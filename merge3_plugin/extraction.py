@@ -7,6 +7,7 @@ import numpy as np
 from .bundle import Anchors, Bundle
 from .errors import UserError
 from .estimation import calibrate
+from .plugins import lookup
 
 
 def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0,
@@ -14,8 +15,6 @@ def extract(bundle: Bundle, size: int, method: str = "anchor-irt", seed: int = 0
     """A copy of `bundle` with `size` anchors chosen by `method` and lambda*/delta learned for them;
     with `rungs` (sizes below `size`), ordered so that the first k of them are a calibrated anchor set
     of their own for each k (rungs.py)."""
-    from .plugins import lookup
-
     if not 1 <= size <= bundle.n_items:
         raise UserError(f"{size} anchors asked of {bundle.task}, which has {bundle.n_items} items", param="size")
     bundle.require_scores()

@@ -6,6 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from .crashpoints import crash_point
 from .errors import UserError
 
 
@@ -29,8 +30,6 @@ def check_writable(path: Path, param: str = "out") -> None:
 
 def write_atomic(path: Path, text: str) -> None:
     """Write `text` to a sibling temporary file, then rename it over `path` (atomic on POSIX)."""
-    from .crashpoints import crash_point
-
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)

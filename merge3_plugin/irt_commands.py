@@ -11,6 +11,9 @@ from typing import Any
 import numpy as np
 
 from .errors import UserError
+from .files import cache_root
+from .lineage import load_lineage
+from .responses import load_responses, task_version
 
 
 def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
@@ -33,8 +36,6 @@ def _dims(value: str) -> int | str:
 
 def run_fit(args: argparse.Namespace) -> int:
     from .fitting import fit_bundle
-    from .lineage import load_lineage
-    from .responses import load_responses, task_version
 
     _refuse_overwrite(args.out, [], args.force)
     matrix = load_responses(args.samples, args.task, args.metric, args.filter)
@@ -126,7 +127,6 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .bundle_responses import responses_for_bundle
-    from .lineage import load_lineage
     from .report import calibration_plot, held_out_report
 
     bundle = Bundle.load(args.bundle)
@@ -144,7 +144,6 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_import_tinybenchmarks(args: argparse.Namespace) -> int:
-    from .files import cache_root
     from .tinybenchmarks import BENCHMARKS, import_tinybenchmarks
 
     out = args.out or cache_root() / "tinybenchmarks"

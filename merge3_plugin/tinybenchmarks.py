@@ -33,7 +33,11 @@ from typing import Any
 import numpy as np
 
 from .bundle import Anchors, Bundle
+from .content_keys import MissingField, family
 from .errors import UserError
+from .files import check_writable
+from .local_datasets import find, read_rows
+from .safe_pickle import load_arrays
 
 UPSTREAM_COMMIT = "e9a8b1031b0340571beb6c9ca3a27891be09a8fd"
 UPSTREAM_URL = f"https://github.com/felipemaiapolo/tinyBenchmarks/raw/{UPSTREAM_COMMIT}/tinyBenchmarks/tinyBenchmarks.pkl"
@@ -103,8 +107,6 @@ class Source:
 
 def read_file(path: Path, allow_unpinned: bool = False) -> tuple[Source, Any]:
     """The file checked against the pinned release, then unpickled through the allow-list."""
-    from .safe_pickle import load_arrays
-
     if not path.is_file():
         raise UserError(f"{path}: no such file (download tinyBenchmarks.pkl first; see docs/tinybenchmarks.md)")
     size = path.stat().st_size
@@ -320,9 +322,6 @@ def bundles_from(path: Path, data: Any, source: Source, keys: dict[str, dict] | 
 def anchor_keys(datasets_dir: Path) -> dict[str, dict]:
     """Each benchmark's 100 anchor content keys ({"keys": [...]}, plus "tiebreak" where its family has
     one), from the tinyBenchmarks datasets under `datasets_dir`."""
-    from .content_keys import MissingField, family
-    from .local_datasets import find, read_rows
-
     if not datasets_dir.is_dir():
         raise UserError("no such folder", param="datasets", value=datasets_dir)
     out = {}
@@ -351,8 +350,6 @@ def anchor_keys(datasets_dir: Path) -> dict[str, dict]:
 def import_tinybenchmarks(pkl: Path, out_dir: Path, datasets_dir: Path, allow_unpinned: bool = False,
                           force: bool = False) -> dict[str, Path]:
     """Check, read, validate, write `out_dir/<benchmark>.json`; {benchmark: bundle path}."""
-    from .files import check_writable
-
     check_writable(out_dir)
     source, data = read_file(pkl, allow_unpinned)
     bundles = bundles_from(pkl, data, source, anchor_keys(datasets_dir))

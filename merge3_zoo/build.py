@@ -18,24 +18,25 @@ from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
+from merge3_plugin import __version__
 from merge3_plugin.errors import UserError
-from merge3_plugin.files import check_writable, write_atomic
+from merge3_plugin.files import cache_root, check_writable, write_atomic
 
 from . import workers
 from .eta import BuildClock, format_left, job_units
 from .manifest import MANIFEST, Zoo, metric_key
 from .matters import merging_table
 from .numerics import cpu_has_avx2
+from .pretrained import check_can_convert, converted_model
 from .recipe import PRESETS, Preset
 from .tasks import TASKS, write_tasks, write_val_task
-
 
 IN_PROGRESS = ".merge3-build-in-progress"
 
 
 def default_cache() -> Path:
-    from merge3_plugin.files import cache_root
-
     return cache_root() / "zoo"
 
 
@@ -148,8 +149,6 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
         raise UserError(f"unknown preset {preset_name!r}; choose one of {', '.join(PRESETS)}", param="preset")
     preset = PRESETS[preset_name]
     if preset.pretrained:
-        from .pretrained import check_can_convert
-
         check_can_convert(preset.pretrained)
     if preset.float_paths == "portable" and not cpu_has_avx2():
         raise UserError("the toy worlds train on AVX2 float paths, so that a seed gives the same weights on any "
@@ -186,8 +185,6 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
 
 
 def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, progress: bool) -> dict:
-    from tqdm.auto import tqdm
-
     wall = time.perf_counter()
     task_rows = write_tasks(root / "tasks", seed, preset.n_test, preset.n_val, preset.n_train, preset.dialect)
     write_atomic(root / "tasks.json", json.dumps(task_rows, indent=1))
@@ -260,8 +257,6 @@ def _quiet(message: str) -> None:
 def pretrained_base(source: str, target: Path, log=print) -> None:
     """The world's base model: the pre-trained checkpoint, converted once per machine (cached with the
     downloads) and linked into the zoo (copied where links cannot be made)."""
-    from .pretrained import converted_model
-
     if workers.is_done(target):
         return
     converted = converted_model(source, log=log)
@@ -280,8 +275,6 @@ def pretrained_base(source: str, target: Path, log=print) -> None:
 
 
 def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
-    from merge3_plugin import __version__
-
     rows = json.loads((root / "models.json").read_text())
     tasks = json.loads((root / "tasks.json").read_text())
     accuracy = json.loads((root / "accuracy.json").read_text())
@@ -315,8 +308,6 @@ def _finish(preset: Preset, seed: int, root: Path, timings: dict) -> Zoo:
 def _add_lineage(zoo: Zoo) -> Zoo:
     """Zoos built before the manifest carried its lineage get it on first use (the file stays valid)."""
     if "lineage" not in zoo.data:
-        from merge3_plugin.files import check_writable, write_atomic
-
         zoo.data["lineage"] = zoo.lineage()
         write_atomic(zoo.root / MANIFEST, json.dumps(zoo.data, indent=1))
     return zoo

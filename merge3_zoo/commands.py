@@ -10,11 +10,11 @@ from typing import Any
 from merge3_plugin.errors import UserError
 from merge3_plugin.hookspecs import hookimpl
 
+from .build import build_zoo, cached_zoo_path
+from .recipe import PRESETS
+
 
 def _zoo_build(args: argparse.Namespace) -> int:
-    from .build import build_zoo
-    from .recipe import PRESETS
-
     if args.preset not in PRESETS:  # argparse choices would list them too, but name the flag
         raise UserError(f"--preset: unknown preset {args.preset!r}; choose one of {', '.join(PRESETS)}")
     result = build_zoo(args.preset, out=args.out, seed=args.seed, workers=args.workers, force=args.force)
@@ -23,8 +23,6 @@ def _zoo_build(args: argparse.Namespace) -> int:
 
 
 def _zoo_path(args: argparse.Namespace) -> int:
-    from .build import cached_zoo_path
-
     print(cached_zoo_path(args.preset, args.seed))
     return 0
 

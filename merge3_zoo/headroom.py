@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tokenizer import CharCodec
+
 GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 
 
@@ -68,7 +70,6 @@ def measure(zoo, budget: int = 150, seed: int = 0, grid=GRID, progress=None) -> 
     from mergekit_ext.merging.inmemory import InMemoryMerger
 
     from .quickeval import exact_match, task_docs
-    from .tokenizer import CharCodec
 
     task, math_expert, lang_expert = zoo.data["recipe"]["target"]
     codec = CharCodec()

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from merge3_plugin.errors import UserError
 
+from .matters import format_table
+
 MANIFEST = "zoo.json"
 ROLES = ("base", "expert", "population", "heldout")
 _REQUIRED = ("format", "preset", "seed", "recipe_hash", "tasks", "models", "merging_matters")
@@ -98,8 +100,6 @@ class Zoo:
 
     # -- text ------------------------------------------------------------------------------------
     def describe(self) -> str:
-        from .matters import format_table
-
         task_names = [t["name"] for t in self.tasks]
         counts = {role: len(self.names(role)) for role in ROLES}
         lines = [

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.files import cache_root
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,6 @@ DONE = ".converted"
 
 
 def downloads_dir() -> Path:
-    from merge3_plugin.files import cache_root
-
     return cache_root() / "downloads"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 
 import torch
@@ -55,8 +56,6 @@ def multiple_choice(model, codec: CharCodec, items: list[Item], choices: list[li
 
 def task_docs(zoo, task: str, split: str = "test") -> tuple[list[dict], list[Item]]:
     """A toy task's documents of one split, and the same as Items."""
-    import json
-
     docs = [json.loads(line) for line in (zoo.tasks_dir / task / f"{split}.jsonl").read_text().splitlines()]
     return docs, [Item(d["prompt"], d["answer"], d["level"]) for d in docs]
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, replace
 
 from .numerics import PORTABLE_ENV
-
+from .pretrained import SOURCES
 
 # Bump when a change to the code (not the numbers) changes what a build produces.
 ZOO_FORMAT = 1
@@ -110,7 +110,6 @@ class Preset:
         """What every model of the world is saved as (the pre-trained checkpoint's own dtype)."""
         if self.pretrained is None:
             return "float32"
-        from .pretrained import SOURCES
 
         return SOURCES[self.pretrained].dtype
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from .skills import ALPHABET
@@ -64,8 +65,6 @@ class PretrainedCodec:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def save(self, directory: Path) -> None:
-        import shutil
-
         for name in TOKENIZER_FILES:
             if (self.folder / name).exists():
                 shutil.copy2(self.folder / name, Path(directory) / name)

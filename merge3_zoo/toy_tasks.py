@@ -15,18 +15,19 @@ from pathlib import Path
 
 import yaml
 
+from merge3_plugin.files import write_atomic
+from merge3_plugin.responses import load_responses, task_version
+from merge3_zoo.build import build_zoo, default_cache
+
 SIZE = 50
 # the shipped tasks live in the lm-eval room (lm_eval_tasks/, imported as merge3_lm_eval_tasks)
 HERE = Path(__file__).resolve().parent.parent / "lm_eval_tasks" / "tasks"
 
 
 def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rungs: list[int] | None = None) -> list[Path]:
-    from merge3_plugin.extraction import extract
-    from merge3_plugin.files import write_atomic
-    from merge3_plugin.fitting import fit_bundle
-    from merge3_plugin.responses import load_responses, task_version
     from merge3_lm_eval_tasks.api import CLASS_REF
-    from merge3_zoo.build import build_zoo, default_cache
+    from merge3_plugin.extraction import extract
+    from merge3_plugin.fitting import fit_bundle
 
     zoo = build_zoo(preset).zoo
     written = []

@@ -6,13 +6,24 @@ models this small, and a fixed thread count keeps float results identical run to
 
 from __future__ import annotations
 
+import copy
+import ctypes
 import logging
 import os
 import shutil
+import signal
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
+from multiprocessing import get_context
 from pathlib import Path
+
+import yaml
+
+from .numerics import float_paths, is_portable, portable_children, use_portable_floats
+from .recipe import ModelShape
+from .tokenizer import codec_for
 
 DONE = ".done"  # written last into every finished model/response folder: resumable builds
 
@@ -20,9 +31,6 @@ DONE = ".done"  # written last into every finished model/response folder: resuma
 def _die_with_parent() -> None:
     """Linux: this worker is killed when the build process dies, even by SIGKILL (which runs no clean-up
     of the process pool): no orphan keeps training, and the build resumes cleanly when run again."""
-    import ctypes
-    import signal
-
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
@@ -37,11 +45,6 @@ def _die_with_parent() -> None:
 def worker_pool(n_workers: int, hf_home: str, log_path: str, portable: bool = True):
     """Fresh (spawned) worker processes, each set up by `init_worker`; `portable`: on the float paths
     every x86 CPU with AVX2 shares (numerics.py), which a forked child of a process with torch loaded could not take."""
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    from .numerics import portable_children
-
     # workers start when jobs are submitted, so the environment they inherit stays set throughout
     with portable_children() if portable else nullcontext(), \
             ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"), initializer=init_worker,
@@ -51,8 +54,6 @@ def worker_pool(n_workers: int, hf_home: str, log_path: str, portable: bool = Tr
 
 def init_worker(hf_home: str, log_path: str, portable: bool = True) -> None:
     if portable:
-        from .numerics import use_portable_floats
-
         use_portable_floats()  # first: torch reads these switches when it loads (numerics.py says why)
     _die_with_parent()
     # The build draws one progress bar of its own; what libraries print goes to the build log.
@@ -81,8 +82,6 @@ def mark_done(path: Path) -> None:
 
 
 def _save(model, codec, path: Path, dtype: str = "float32") -> None:
-    import copy
-
     import torch
 
     tmp = path.with_name(path.name + ".tmp")
@@ -104,9 +103,6 @@ def train_job(run: dict, shape: dict, seed_offset: int, models_root: str, batch_
     `portable`: refused unless this worker runs on the portable float paths."""
     from transformers import LlamaForCausalLM
 
-    from .numerics import float_paths, is_portable
-    from .recipe import ModelShape
-    from .tokenizer import codec_for
     from .training import new_model, train
 
     if portable and not is_portable():  # weights that only this kind of CPU would give
@@ -149,11 +145,8 @@ def mergekit_config(merge: dict, models_root: str, dtype: str = "float32") -> di
 
 
 def merge_job(merge: dict, models_root: str, tokenizer_folder: str | None = None, dtype: str = "float32") -> float:
-    import yaml
     from mergekit.config import MergeConfiguration
     from mergekit.merge import MergeOptions, run_merge
-
-    from .tokenizer import codec_for
 
     start = time.perf_counter()
     out = Path(models_root) / merge["name"]

@@ -7,10 +7,13 @@ import logging
 import sys
 from pathlib import Path
 
+from merge3_plugin.console import libraries_to_log
 from merge3_plugin.errors import UserError
 
+from .config import load_config
 from .scoring.failures import GenerationFailed
-
+from .search import claim_out
+from .spaces.genes import space_for
 
 EPILOG = """\
 the evolve: section (add it to the mergekit config you have; docs/evolve.md explains each part):
@@ -72,9 +75,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        from .config import load_config
-        from .spaces.genes import space_for
-
         config = load_config(args.config)
         space = space_for(config)
         if not args.dry_run:
@@ -82,7 +82,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise UserError("--out DIR is required (where the run writes its history, best.yaml, ...)")
             if args.out.exists() and not args.out.is_dir():
                 raise UserError(f"--out {args.out}: is a file")
-            from .search import claim_out
 
             claim_out(args.out, config, args.resume)  # writable, and not another config's run
         from .scoring.fitness import check_fitness_tasks, task_manager
@@ -92,7 +91,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(space.describe())
             return 0
-        from merge3_plugin.console import libraries_to_log
 
         from .run import run
 

@@ -8,6 +8,8 @@ merge method's declared parameters (`MergeMethodSpec`), so a new mergekit method
 from __future__ import annotations
 
 import copy
+import importlib.util
+import json
 import math
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import registry, unknown_name
 
 # Known value ranges of mergekit's float parameters; others may take any range the user gives.
 PARAMETER_BOUNDS = {
@@ -304,8 +307,6 @@ SHAPE_FIELDS = ("model_type", "hidden_size", "intermediate_size", "num_attention
 def _check_compatible_models(path: Path, merge: dict, evolve: "EvolveSpec") -> None:
     """The models are one architecture of one shape (found from their config.json, before any loads):
     otherwise mergekit fails on the first candidate, deep in a traceback, or merges nonsense."""
-    import json
-
     stacks = evolve.space == "depth" or (evolve.space == "params" and merge.get("merge_method") == "passthrough")
     fields = SHAPE_FIELDS + (() if stacks else ("num_hidden_layers",))
     first = None
@@ -372,8 +373,6 @@ def _check_device(path: Path, evolve: EvolveSpec) -> None:
 
 
 def _check_backend(path: Path, evolve: EvolveSpec) -> None:
-    from merge3_plugin.plugins import registry, unknown_name
-
     spec = evolve.eval
     available = registry("eval_backend")
     if spec.backend not in available:
@@ -384,8 +383,6 @@ def _check_backend(path: Path, evolve: EvolveSpec) -> None:
     if spec.backend == "serial" and spec.address:
         raise UserError(f"{path}: field 'evolve.eval.address': a Ray cluster address needs backend: ray")
     if spec.backend == "ray":
-        import importlib.util
-
         if importlib.util.find_spec("ray") is None:
             raise UserError(f"{path}: field 'evolve.eval.backend': ray is not installed here; "
                             "pip install 'merge3[ray]' (or backend: serial)")
@@ -393,8 +390,6 @@ def _check_backend(path: Path, evolve: EvolveSpec) -> None:
 
 def _init_blocker(evolve: EvolveSpec) -> str | None:
     """Why the first generation cannot start from your config (None when it can)."""
-    from merge3_plugin.plugins import registry
-
     space = registry("search_space").get(evolve.space)
     if space is not None and not hasattr(space, "warm_start"):
         return f"the {evolve.space} space has no config values or endpoints to begin from"
@@ -424,8 +419,6 @@ def _check_warm_start(path: Path, evolve: EvolveSpec) -> None:
 
 
 def _check_space(path: Path, evolve: EvolveSpec) -> None:
-    from merge3_plugin.plugins import registry, unknown_name
-
     available = registry("search_space")
     if evolve.space not in available:
         raise UserError(f"{path}: field 'evolve.space': {unknown_name('search space', evolve.space, available)}")
@@ -433,8 +426,6 @@ def _check_space(path: Path, evolve: EvolveSpec) -> None:
 
 def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
     """Every fitness entry's estimator is a registered one (found here, before any model loads)."""
-    from merge3_plugin.plugins import registry, unknown_name
-
     available = registry("estimator")
     for where, spec in evolve.fitness_entries():
         if spec.estimator is not None and spec.estimator not in available:
@@ -444,7 +435,6 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
     from merge3_plugin.contracts import AlgorithmFactory
-    from merge3_plugin.plugins import registry, unknown_name
 
     available = registry("algorithm")
     name = evolve.algorithm.name
@@ -466,8 +456,6 @@ def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:
 
 def model_depth(model: str) -> int | None:
     """The number of layers a local model's config.json declares (None if it names none)."""
-    import json
-
     config = json.loads((Path(model).expanduser() / "config.json").read_text())
     layers = config.get("num_hidden_layers") or config.get("n_layer") or config.get("num_layers")
     return layers if isinstance(layers, int) else None

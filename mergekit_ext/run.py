@@ -10,20 +10,25 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
 import yaml
+from tqdm import tqdm
 
 from merge3_plugin.files import write_atomic
+from merge3_plugin.plugins import lookup
 
+from .config import EvolveConfig, KeepConfigSpec
 from .merging.compat import copy_tokenizer
-from .config import EvolveConfig
 from .merging.inmemory import RANDOM_METHODS
 from .merging.recipe import is_recipe, recipe_command
+from .scoring.failures import GenerationFailed
 from .search import MergeSearch, config_hash
+from .select.pareto import BEST_RULE, archive_front, best_first, hypervolume, plot_front, save_figure
 
 
 def _termination(budget):
@@ -49,9 +54,6 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
     """The whole run; `manager`: lm-eval's task index if the caller built it (and checked names on it);
     `console`: where the progress bars go (default sys.stderr)."""
     from pymoo.optimize import minimize
-    from tqdm import tqdm
-
-    from merge3_plugin.plugins import lookup
 
     from .algorithms.problem import CheckpointCallback, MergeProblem
 
@@ -95,7 +97,6 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
                           callback=CheckpointCallback(search, out / "checkpoint.json"), verbose=False)
         X, F = np.atleast_2d(result.X), -np.atleast_2d(result.F)
         if n_obj > 1:  # the front of every candidate scored, not only of those the algorithm kept
-            from .select.pareto import archive_front
 
             X, F = archive_front(search.succeeded())
         if evolve.racing:  # the best of those scored on every anchor, not a lucky low-rung estimate
@@ -109,8 +110,6 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
         bar.close()
         search.close()  # the backend's workers (Ray actors) go, also on an error
     if not selection and F.shape[1] > 1:
-        from .select.pareto import best_first
-
         order = best_first(F)
         X, F = X[order], F[order]
         # genes that differ only where the space ignores them are one merge: one Pareto point each
@@ -123,9 +122,6 @@ def run(config: EvolveConfig, out: Path, resume: bool = False, save_model: bool 
 def _keeps_config(config: EvolveConfig, search: MergeSearch, n_obj: int) -> bool:
     """Whether this run scores your config and holds the duel (keep_config on, one objective, and your
     config merges into this space's model); why not, where the user asked for it, goes to the log."""
-    import logging
-
-    from .config import KeepConfigSpec
     from .select.never_worse import incumbent_blocker
 
     if config.evolve.keep is None:
@@ -158,8 +154,6 @@ def _challengers(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selec
 def _duel(config: EvolveConfig, search: MergeSearch, X: np.ndarray, selected: bool, progress: bool,
           console=None) -> dict:
     """Never worse than your config: see never_worse.py. Returns the decision (kept in summary.json)."""
-    from tqdm import tqdm
-
     from .select.never_worse import RULE, decide, held_out_blocker
 
     mine = search.incumbent.records[config_hash(config.merge)]
@@ -188,7 +182,6 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
     One objective: the `top` distinct candidates of the whole history by search fitness. Several: the
     Pareto points (at most `top`), and the front is taken again on the new scores."""
     from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
-    from tqdm import tqdm
 
     top = config.evolve.select.top
     if F.shape[1] == 1:
@@ -205,8 +198,6 @@ def _select(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: np.ndar
         records = search.rescore(candidates, tick=lambda: bar.update(1))
     kept = [i for i, r in enumerate(records) if not r.get("failed")]  # a failed re-score is not chosen
     if not kept:
-        from .scoring.failures import GenerationFailed
-
         raise GenerationFailed(f"every candidate of the select stage failed ({records[0]['failed']}); "
                                f"see {search.selection.path}")
     records, candidates, searched = [records[i] for i in kept], candidates[kept], searched[kept]
@@ -282,8 +273,6 @@ def _write_outputs(config: EvolveConfig, search: MergeSearch, X: np.ndarray, F: 
         "mean_eval_seconds": float(np.mean(eval_s)) if eval_s else None,
     }
     if F.shape[1] > 1:
-        from .select.pareto import BEST_RULE, hypervolume
-
         summary["best_rule"] = BEST_RULE
         summary["hypervolume"] = hypervolume(F)
         summary["hypervolume_per_generation"] = [g["hypervolume"] for g in search.history.generations]
@@ -355,8 +344,6 @@ def _plots(records: list[dict], front: np.ndarray, out: Path, selection: dict | 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .select.pareto import plot_front, save_figure
 
     if not records:
         return

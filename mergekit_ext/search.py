@@ -18,11 +18,13 @@ import numpy as np
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 from merge3_plugin.files import check_writable, write_atomic
+from merge3_plugin.plugins import lookup
 
+from .algorithms.racing import climb, race
 from .config import EvolveConfig
+from .scoring.candidate import Job, Scored
 from .scoring.failures import GenerationFailed, GenerationWatch
 from .spaces.genes import space_for
-from .scoring.candidate import Job, Scored
 
 
 def config_hash(config: dict) -> str:
@@ -164,8 +166,6 @@ class MergeSearch:
     def backend(self):
         """Where candidates are scored (evolve.eval.backend), started on first use."""
         if self._backend is None:
-            from merge3_plugin.plugins import lookup
-
             self._backend = lookup("eval_backend", self.config.evolve.eval.backend)(self)
         return self._backend
 
@@ -209,8 +209,6 @@ class MergeSearch:
     def _race(self, jobs: list[Job]) -> None:
         """evolve.racing: the generation's new candidates raced through the anchor rungs (racing.py), in this
         process; records kept in the generation's order once the race is run."""
-        from .algorithms.racing import race
-
         results = race(self.engine, jobs, self.rungs, self.config.evolve.racing.eta)
         for job in jobs:
             self._keep(job, results[job.index], "search", self.history)
@@ -219,8 +217,6 @@ class MergeSearch:
         """evolve.racing with the algorithm's intensifier: the generation's rows in order, each new one
         up the rungs for as long as the intensifier says (racing.climb); each one known from the history
         has its recorded rungs told to the intensifier again, so that it decides as it did then."""
-        from .algorithms.racing import climb
-
         new = {job.index: job for job in jobs}
         for row, key in enumerate(keys):
             if key is None:  # past the budget

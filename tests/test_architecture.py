@@ -165,3 +165,98 @@ def test_the_scans_see_what_they_look_for(tmp_path):
                                             "bad.py:6: from .bundle import ...", "bad.py:7: ._bundle"]
     assert [m for _, m in _imports(ast.parse(bad.read_text()))] == ["__future__", "lm_eval.tasks._yaml_loader",
                                                                      "mergekit.plan"]
+
+
+# Imports sit at a module's top, so that its dependencies show there. An import may wait inside a
+# function only for a library whose start-up cost would slow every command that does not need it
+# (`--help`, a refused config), measured 2026-12-06 on 2 cores with `python -c "import X"`:
+# mergekit.merge 5.7 s, torch 1.6 s, lm_eval.tasks 1.6 s, girth 0.9 s, transformers 0.9 s, pymoo 0.5 s,
+# sklearn.cluster 1.7 s, scipy.optimize 0.4 s (mergekit-evolve-lite --help takes 0.05 s, merge3 --help 0.2 s) - or for one of
+# our modules that imports such a library at its top. Optional dependencies (ImportError handled) wait too.
+DEFERRED_LIBRARIES = {"torch", "transformers", "lm_eval", "mergekit", "pymoo", "girth", "scipy", "ray",
+                      "datasets", "safetensors", "accelerate", "matplotlib", "gguf", "optuna", "pyarrow",
+                      "tokenizers", "sklearn"}
+# modules whose imports all wait, with the reason
+DEFERRING_MODULES = {
+    "merge3_lm_eval_tasks.startup": "it runs inside lm-eval's own `import lm_eval.tasks` (the .pth hook)",
+}
+PACKAGES = {"lm_eval_tasks": "merge3_lm_eval_tasks"}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
+    parts[0] = PACKAGES.get(parts[0], parts[0])
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _targets(module: str, is_package: bool, node: ast.AST) -> list[str]:
+    """The modules an import statement loads (for `from m import x`: m, and m.x where x is a module)."""
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if node.level:
+        base = module.split(".")[:len(module.split(".")) - node.level + (1 if is_package else 0)]
+        target = ".".join(base + ([node.module] if node.module else []))
+    else:
+        target = node.module
+    return [target] + [f"{target}.{alias.name}" for alias in node.names]
+
+
+def _deferred_imports(paths: list[Path]) -> tuple[dict, list]:
+    """({module: modules it imports at its top}, [(module, line, targets) of each import inside a function,
+    not counting optional ones])."""
+    top, deferred = {}, []
+    for path in paths:
+        module, tree = _module_name(path), ast.parse(path.read_text())
+        is_package = path.name == "__init__.py"
+        inside = {}
+        for func in ast.walk(tree):
+            if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                optional = {id(n) for block in ast.walk(func) if isinstance(block, ast.Try)
+                            and any("ImportError" in ast.unparse(h.type or ast.Name("")) for h in block.handlers)
+                            for n in ast.walk(block)}
+                for node in ast.walk(func):
+                    if isinstance(node, (ast.Import, ast.ImportFrom)):
+                        inside[id(node)] = id(node) in optional
+        top[module] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, (ast.Import, ast.ImportFrom)):
+                continue
+            targets = _targets(module, is_package, node)
+            if id(node) not in inside:
+                top[module].update(targets)
+            elif not inside[id(node)]:
+                deferred.append((module, node.lineno, targets))
+    return top, deferred
+
+
+def _slow_to_import(top: dict, module: str, seen: frozenset = frozenset()) -> bool:
+    if module.split(".")[0] in DEFERRED_LIBRARIES:
+        return True
+    if module not in top or module in seen:
+        return False
+    parent = module.rsplit(".", 1)[0]  # importing a module runs its package's __init__ first
+    return any(_slow_to_import(top, m, seen | {module}) for m in top[module] | ({parent} if parent in top else set()))
+
+
+def test_imports_sit_at_the_top_unless_they_are_slow_to_load():
+    top, deferred = _deferred_imports([p for room in ROOMS for p in _sources(room)])
+    wrong = [f"{module}:{line}: imports {', '.join(targets)} inside a function"
+             for module, line, targets in deferred
+             if module not in DEFERRING_MODULES and not any(_slow_to_import(top, t) for t in targets)]
+    assert not wrong, "move these to the module's top (or say why not in DEFERRING_MODULES):\n" + "\n".join(wrong)
+
+
+def test_the_deferred_import_check_sees_a_light_import_in_a_function(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    light, slow = tmp_path / "pkg" / "light.py", tmp_path / "pkg" / "slow.py"
+    slow.write_text("import torch\n")
+    light.write_text("import os\n\ndef f():\n    import json\n    from . import slow\n    import mergekit.merge\n"
+                     "    try:\n        import gguf\n    except ImportError:\n        pass\n")
+    global REPO
+    saved, REPO = REPO, tmp_path
+    try:
+        top, deferred = _deferred_imports([light, slow])
+    finally:
+        REPO = saved
+    assert [(m, line) for m, line, _ in deferred] == [("pkg.light", 4), ("pkg.light", 5), ("pkg.light", 6)]
+    assert [any(_slow_to_import(top, t) for t in targets) for _, _, targets in deferred] == [False, True, True]

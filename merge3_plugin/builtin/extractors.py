@@ -7,6 +7,7 @@ only the training models (the validation models calibrate the estimators afterwa
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -49,8 +50,6 @@ def _kmeans_anchors(embedding: np.ndarray, size: int, rng: np.random.Generator) 
     """k-means with k = size; each cluster's anchor is the item nearest its centroid, weighted by
     the cluster's share of items. Duplicate points can leave clusters that share an anchor: those
     are merged, and the remaining slots go to the next-nearest unused items of the largest clusters."""
-    import warnings
-
     from sklearn.cluster import KMeans
     from sklearn.exceptions import ConvergenceWarning
 

@@ -14,6 +14,8 @@ from pymoo.core.termination import Termination
 
 from merge3_plugin.files import write_atomic
 
+from ..select.pareto import archive_front, hypervolume
+
 # pymoo's value for a candidate cut by the budget: objectives are accuracies (negated, in [-1, 0]);
 # finite, because decompositions (MOEA/D) multiply it by zero weights and inf * 0 is NaN
 NOT_EVALUATED = 1e9
@@ -62,7 +64,6 @@ class CheckpointCallback(Callback):
                  "evaluated_now": search.evaluated, "replayed": search.replayed, "repeated": search.repeated,
                  "failed_now": search.failed, "best": [float(f) for f in front[0]]}
         if front.shape[1] > 1:  # several objectives: the hypervolume of everything scored so far (never falls)
-            from ..select.pareto import archive_front, hypervolume
 
             front = archive_front(search.succeeded())[1]
             state["hypervolume"] = hypervolume(front)

@@ -12,6 +12,8 @@ from pymoo.operators.sampling.rnd import FloatRandomSampling
 
 from merge3_plugin.errors import UserError
 
+from ..config import effective_init
+
 
 class WarmStartSampling(Sampling):
     """`rows` first (as many as the population holds), then the rest: uniform random genes, or with
@@ -35,8 +37,6 @@ class WarmStartSampling(Sampling):
 def with_init(config, factory, options: dict, space) -> dict:
     """The algorithm's options with the first generation of `evolve.init` added (options the user set
     stay as they are)."""
-    from ..config import effective_init
-
     init = effective_init(config.evolve)
     if init == "uniform":
         return options

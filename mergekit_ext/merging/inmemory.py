@@ -11,8 +11,10 @@ read per candidate through mergekit's lazy loaders; each input's config.json is 
 from __future__ import annotations
 
 import logging
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
@@ -271,8 +273,6 @@ class InputPlacement:
 
 def input_bytes(config) -> int:
     """The size on disk of every input model's weights (what caching them all takes)."""
-    from pathlib import Path
-
     total = 0
     for model in config.referenced_models():
         folder = Path(str(model.model.path))
@@ -282,8 +282,6 @@ def input_bytes(config) -> int:
 
 
 def _host_memory() -> int:
-    import os
-
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 from .candidate import Job, Scored, score_candidate
+from .ray_backend import RayBackend
 
 
 class SerialBackend:
@@ -24,6 +25,4 @@ class SerialBackend:
 
 
 def ray_backend(search):
-    from .ray_backend import RayBackend
-
     return RayBackend(search.config, depth=getattr(search.space, "num_layers", None))

@@ -18,6 +18,7 @@ import torch
 from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import endpoint_estimators, unknown_name
 
 from ..config import EvolveConfig, FitnessSpec
 
@@ -32,8 +33,6 @@ class Score:
 
 def needs_endpoints(specs: list[FitnessSpec]) -> bool:
     """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""
-    from merge3_plugin.plugins import endpoint_estimators
-
     needed = endpoint_estimators()
     return any(spec.estimator in needed for spec in specs)
 
@@ -60,8 +59,6 @@ def task_manager(config: EvolveConfig):
 
 def check_fitness_tasks(config: EvolveConfig, manager) -> None:
     """Every fitness task names a task lm-eval knows: found before any model is loaded."""
-    from merge3_plugin.plugins import unknown_name
-
     racing_rungs: dict = {}
     for where, spec in config.evolve.fitness_entries():
         if spec.task not in manager.task_index:

@@ -12,6 +12,7 @@ candidate sent once more; if that one dies too, the candidate is recorded as fai
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import deque
@@ -20,8 +21,8 @@ from typing import Callable
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 
-from .failures import GenerationFailed
 from .candidate import Job, Scored, failed_record, score_candidate
+from .failures import GenerationFailed
 
 CPU_GROUP = 4  # on CPUs, the default is one worker per this many cores
 SETUP_TIMEOUT = 1800  # seconds for a worker to be placed and load its models (a 70B model loads for minutes)
@@ -182,8 +183,6 @@ def _worker_lost_errors(ray) -> tuple:
 
 
 def _with_device(config, device: str):
-    import copy
-
     config = copy.copy(config)
     config.evolve = config.evolve.model_copy(deep=True)
     config.evolve.eval.device = device

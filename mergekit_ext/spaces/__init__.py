@@ -11,18 +11,17 @@ from __future__ import annotations
 
 from merge3_plugin.hookspecs import hookimpl
 
+from ..scoring.backends import SerialBackend, ray_backend
+from .depth import DepthSpace
+from .genes import GeneSpace
+from .lfs import LayerFusionSpace
+
 
 @hookimpl
 def merge3_search_spaces():
-    from .depth import DepthSpace
-    from .genes import GeneSpace
-    from .lfs import LayerFusionSpace
-
     return {"params": GeneSpace, "depth": DepthSpace, "lfs": LayerFusionSpace}
 
 
 @hookimpl
 def merge3_eval_backends():
-    from ..scoring.backends import SerialBackend, ray_backend
-
     return {"serial": SerialBackend, "ray": ray_backend}

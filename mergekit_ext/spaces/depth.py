@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import endpoint_estimators
 
 from ..config import EvolveConfig, model_depth
 
@@ -65,7 +66,6 @@ class DepthSpace:
                             f"{', '.join(OPTIONS[mode])}")
         if evolve.search:
             raise UserError(f"{where}.search': the depth space picks layers and searches no parameters; remove it")
-        from merge3_plugin.plugins import endpoint_estimators
 
         needed = endpoint_estimators()
         merged = [s.estimator for s in evolve.fitness if s.estimator in needed]

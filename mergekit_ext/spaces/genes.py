@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from merge3_plugin.errors import UserError
+from merge3_plugin.plugins import lookup
 
 from ..config import EvolveConfig, searchable
 
@@ -168,6 +169,4 @@ def filtered_value(by_filter: dict[str, list[float]], filters: list[str]):
 
 def space_for(config: EvolveConfig):
     """The search space `evolve.space` names (plugins: the `merge3_search_spaces` hook)."""
-    from merge3_plugin.plugins import lookup
-
     return lookup("search_space", config.evolve.space)(config)

@@ -117,13 +117,16 @@ def test_held_out_items_lie_outside_the_anchors_and_are_drawn_by_seed(micro_zoo,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed, start", [(0, 0.5), (1, 0.5), (2, 0.5), (0, 0.0)])
-def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, micro_tasks, tmp_path, seed, start):
+@pytest.mark.parametrize("seed, start, task", [(0, 0.5, "toy_math_l2"), (1, 0.5, "toy_math_l2"),
+                                               (2, 0.5, "toy_math_l2"), (0, 0.0, "toy_math")])
+def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, micro_tasks, tmp_path, seed, start, task):
     """The defaults on the micro world's cross-lingual target, from a TA config with both weights at
     `start`: whatever the search finds, best.yaml's true accuracy on the validation split (items neither
     the anchors nor the duel's held-out items come from) is not below your config's by more than 2
     paired standard errors; where the duel kept your config, best.yaml is your config. From weights 0
-    (the base alone, far below either expert on the target) an evolved merge must win the duel."""
+    (the base alone) on toy_math, where the math expert gains at least 0.2 over the base (the micro
+    world's own build check), an evolved merge must win the duel. (On the cross-lingual target the
+    experts gain only a few points over the base: a duel on 180 items may or may not see that.)"""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -134,7 +137,7 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, micro_tasks,
 
     micro_tasks(tmp_path / "tasks")
     path = write_ta_config(tmp_path / "evolve.yaml", micro_zoo.root / "models", tmp_path / "tasks", {
-        "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
+        "fitness": [{"task": f"merge3_{task}", "metric": "exact_match", "estimator": "gpirt"}],
         "algorithm": {"name": "ga", "pop_size": 6}, "budget": {"evaluations": 18}, "seed": seed,
         "granularity": 2})
     config = yaml.safe_load(path.read_text())
@@ -160,7 +163,7 @@ def test_best_yaml_is_never_truly_worse_than_your_config(micro_zoo, micro_tasks,
         return
     live = AutoModelForCausalLM.from_pretrained(micro_zoo.model_path("base"), dtype=torch.float32)
     merger = InMemoryMerger(yours)
-    items = task_docs(micro_zoo, "toy_math_l2", "validation")[1]
+    items = task_docs(micro_zoo, task, "validation")[1]
 
     def truth(merge_config) -> np.ndarray:
         merger.merge_into(live, merge_config)

@@ -215,7 +215,8 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
                disable=not progress, file=sys.stderr, dynamic_ncols=True,
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} jobs [{elapsed}, {postfix}]")
-    bar.set_postfix_str(format_left(None))
+    bar.set_postfix_str(format_left(clock.seconds_left()))
+    last_done = ""
     with workers.worker_pool(n_workers, str(root / "hf"), str(root / "build.log"),
                              portable=preset.float_paths == "portable") as pool:
         running = {}
@@ -227,7 +228,10 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                 running[pool.submit(fn, *job.args)] = job
             if not running:
                 raise RuntimeError(f"zoo build: jobs wait on models no job makes: {[j.key for j in pending]}")
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=5, return_when=FIRST_COMPLETED)
+            if not finished:  # a long job: the forecast counts down meanwhile
+                bar.set_postfix_str(format_left(clock.seconds_left()) + last_done)
+                continue
             for future in finished:
                 job = running.pop(future)
                 result = future.result()  # a worker's exception stops the build here, with its traceback
@@ -241,8 +245,8 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
                     done_models.update(job.produces)
                 timings[job.kind] += seconds
                 clock.finished(job.key, seconds)
-                bar.set_postfix_str(f"{format_left(clock.seconds_left())}; done: {job.kind} "
-                                    f"{job.key.removeprefix('eval:')}")
+                last_done = f"; done: {job.kind} {job.key.removeprefix('eval:')}"
+                bar.set_postfix_str(format_left(clock.seconds_left()) + last_done)
                 bar.update(1)
     bar.close()
     timings["wall"] = time.perf_counter() - wall

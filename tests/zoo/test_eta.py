@@ -16,11 +16,22 @@ def test_units_are_samples_items_and_models():
 def test_time_left_comes_from_the_kinds_measured_so_far():
     units = {"base": 1000.0, "expert": 500.0, "eval:base": 800.0, "eval:expert": 800.0}
     kinds = {"base": "train", "expert": "train", "eval:base": "eval", "eval:expert": "eval"}
-    clock = BuildClock(units, kinds, workers=2)
-    assert clock.seconds_left() is None and format_left(None).startswith("left")
-    clock.finished("base", 100.0)  # 0.1 s a sample; evaluations not timed yet: scaled by the prior ratio
+    clock = BuildClock(units, kinds, workers=2, now=0.0)
+    # before any job is done: the priors as they are
+    prior = (1500 * PRIOR_SECONDS_PER_UNIT["train"] + 1600 * PRIOR_SECONDS_PER_UNIT["eval"]) / 2
+    assert clock.seconds_left(now=0.0) == pytest.approx(prior)
+    clock.finished("base", 100.0, now=50.0)  # 0.1 s a sample; evaluations not timed yet: scaled by the prior ratio
     eval_rate = 0.1 * PRIOR_SECONDS_PER_UNIT["eval"] / PRIOR_SECONDS_PER_UNIT["train"]
-    assert clock.seconds_left() == pytest.approx((500 * 0.1 + 1600 * eval_rate) / 2)
-    clock.finished("eval:base", 8.0)  # now measured: 0.01 s an item
-    assert clock.seconds_left() == pytest.approx((500 * 0.1 + 800 * 0.01) / 2)
+    assert clock.seconds_left(now=50.0) == pytest.approx((500 * 0.1 + 1600 * eval_rate) / 2)
+    clock.finished("eval:base", 8.0, now=60.0)  # now measured: 0.01 s an item
+    assert clock.seconds_left(now=60.0) == pytest.approx((500 * 0.1 + 800 * 0.01) / 2)
     assert format_left(125.4) == "~2:05 left"
+
+
+def test_the_forecast_counts_down_while_a_job_runs_and_never_reaches_zero_before_the_end():
+    clock = BuildClock({"base": 1e6}, {"base": "train"}, workers=1, now=0.0)  # minutes of training
+    start = clock.seconds_left(now=0.0)
+    assert clock.seconds_left(now=10.0) == pytest.approx(start - 10.0)
+    assert clock.seconds_left(now=start + 100.0) == 1.0  # late, but not done: a second, never zero
+    clock.finished("base", start + 100.0, now=start + 100.0)
+    assert clock.seconds_left(now=start + 100.0) == 0.0

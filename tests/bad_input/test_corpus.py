@@ -23,13 +23,19 @@ from mergekit_ext.engine import Engine  # noqa: F401  (imported so that a patch 
 from merge3_plugin import cli as merge3_cli
 
 
-@pytest.fixture(scope="module")
-def world(micro_zoo, micro_tasks, tmp_path_factory, tiny_world):
-    """A good evolve config over the tiny random Llamas, scored on the micro world's merge3 tasks (never
-    evaluated here), and variants of one model for the architecture cases."""
+class _Tasks:
+    """Where the plain toy tasks live (what a merge3 task's base_yaml names)."""
 
+    def __init__(self, tasks_dir: Path):
+        self.tasks_dir = tasks_dir
+
+
+@pytest.fixture(scope="module")
+def world(untrained_toy_tasks, tmp_path_factory, tiny_world):
+    """A good evolve config over the tiny random Llamas, scored on merge3's toy tasks (never evaluated
+    here, so no trained world is needed), and variants of one model for the architecture cases."""
     root = tmp_path_factory.mktemp("bad-input")
-    micro_tasks(root / "tasks")
+    shutil.copytree(untrained_toy_tasks / "merge3", root / "tasks")
     models = tiny_world.root / "models"
     for name, edit in {"other-arch": {"model_type": "mistral", "architectures": ["MistralForCausalLM"]},
                        "other-shape": {"hidden_size": 48}, "other-vocab": {"vocab_size": 96}}.items():
@@ -44,8 +50,9 @@ def world(micro_zoo, micro_tasks, tmp_path_factory, tiny_world):
         "evolve": {"search": {"weight": [0.0, 1.5]},
                    "fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
                    "budget": {"evaluations": 4},
-                   "include_path": [str(root / "tasks"), str(micro_zoo.tasks_dir)], "include_defaults": False}}
-    return root, good, micro_zoo
+                   "include_path": [str(root / "tasks"), str(untrained_toy_tasks / "data")],
+                   "include_defaults": False}}
+    return root, good, _Tasks(untrained_toy_tasks / "data")
 
 
 def _edit(path: str, value):
@@ -284,9 +291,10 @@ def test_a_full_disk(world, tmp_path, capsys, monkeypatch, no_model_loads):
 
 @pytest.fixture(scope="module")
 def bundle(world, tmp_path_factory):
-    """A good anchored bundle of the micro world's toy_rev, as JSON."""
-    root, _, zoo = world
-    return json.loads((root / "tasks" / "bundles" / "toy_rev.json").read_text())
+    """A good anchored bundle of toy_rev (the shipped one), as JSON."""
+    from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
+
+    return json.loads((shipped_tasks_dir() / "bundles" / "toy_rev.json").read_text())
 
 
 def _bundle_file(tmp_path: Path, data) -> Path:

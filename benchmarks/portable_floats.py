@@ -35,13 +35,19 @@ MKL_AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}
 SHIM = "int mkl_serv_intel_cpu_true(void) { return 1; }\n"
 
 
+def cpuinfo() -> str:
+    """/proc/cpuinfo ("" where there is none)."""
+    path = Path("/proc/cpuinfo")
+    return path.read_text() if path.exists() else ""
+
+
 def intel_shim() -> str | None:
-    """A shared library that tells MKL it runs on an Intel CPU (None: this is one, or no C compiler)."""
-    import platform
+    """A shared library that tells MKL it runs on an Intel CPU (None: this is one, the CPU is unknown,
+    or there is no C compiler)."""
     import shutil
     import tempfile
 
-    if "GenuineIntel" in Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else platform.processor():
+    if "GenuineIntel" in cpuinfo() or not cpuinfo():
         return None
     compiler = shutil.which("cc") or shutil.which("gcc")
     if compiler is None:
@@ -106,8 +112,8 @@ def main() -> None:
                              check=True)
         rows.append((label, json.loads(out.stdout.strip().splitlines()[-1])))
     own = rows[0][1]["seconds"]
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), "?") if Path("/proc/cpuinfo").exists() else "?"
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo().splitlines() if line.startswith("model name")),
+               "?")
     print(f"{args.preset} base shape, {args.steps} training steps, one thread, {cpu}\n")
     print(f"| paths | ATen kernels | seconds | x own | weights sha256 |")
     print("| --- | --- | ---: | ---: | --- |")

@@ -162,9 +162,10 @@ def build_zoo(preset_name: str, out: Path | str | None = None, seed: int = 0, wo
                             f"hash {zoo.recipe_hash}); choose another folder", param="out", value=root)
         if not force:
             (root / IN_PROGRESS).unlink(missing_ok=True)  # left by a build killed after its manifest
-            for task in zoo.tasks:  # zoos built before the _val tasks existed
-                if (zoo.tasks_dir / f"{task['name']}.yaml").exists():
-                    write_val_task(zoo.tasks_dir / f"{task['name']}.yaml")
+            for task in zoo.tasks:  # zoos built before the _val tasks existed (a copy may hold no task files)
+                task_file = zoo.tasks_dir / f"{task['name']}.yaml"
+                if task_file.exists():
+                    write_val_task(task_file)
             return BuildResult(_add_lineage(zoo), True, time.perf_counter() - start)
         raise UserError("force would replace a finished zoo; delete it yourself if you mean it", param="out", value=root)
     check_writable(root)

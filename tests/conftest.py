@@ -50,9 +50,8 @@ def untrained_toy_tasks(tmp_path_factory) -> Path:
     its preset and seed (no model is trained for it), under the shipped bundles. For what checks configs
     and task files against lm-eval's index (dry runs, bad input); not for evaluating a model's skill.
     root/data: the plain toy tasks (toy_math.yaml ...); root/merge3: merge3_toy_math.yaml ... on them."""
-    import yaml
-
     from merge3_lm_eval_tasks.api import shipped_tasks_dir
+    from merge3_lm_eval_tasks.task_files import task_yaml
     from merge3_zoo.recipe import PRESETS
     from merge3_zoo.tasks import write_tasks
 
@@ -60,13 +59,10 @@ def untrained_toy_tasks(tmp_path_factory) -> Path:
     preset = PRESETS["default"]
     write_tasks(root / "data", 0, preset.n_test, preset.n_val, preset.n_train, preset.dialect)
     (root / "merge3").mkdir()
-    for shipped in sorted(shipped_tasks_dir().glob("merge3_*.yaml")):
-        header, body = shipped.read_text().split("\ntask:", 1)
-        config = yaml.safe_load("task:" + body)
-        plain = config["task"].removeprefix("merge3_")
-        config["metadata"]["merge3_base_yaml"] = str(root / "data" / f"{plain}.yaml")
-        config["metadata"]["merge3_bundle"] = str(shipped_tasks_dir() / config["metadata"]["merge3_bundle"])
-        (root / "merge3" / shipped.name).write_text(header + "\n" + yaml.safe_dump(config, sort_keys=False))
+    for bundle in sorted((shipped_tasks_dir() / "bundles").glob("*.json")):  # toy_math.json ...
+        name = f"merge3_{bundle.stem}"
+        (root / "merge3" / f"{name}.yaml").write_text(
+            task_yaml(name, bundle, base_yaml=root / "data" / f"{bundle.stem}.yaml", base_task=None))
     return root
 
 

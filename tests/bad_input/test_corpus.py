@@ -23,17 +23,11 @@ from mergekit_ext.engine import Engine  # noqa: F401  (imported so that a patch 
 from merge3_plugin import cli as merge3_cli
 
 
-class _Tasks:
-    """Where the plain toy tasks live (what a merge3 task's base_yaml names)."""
-
-    def __init__(self, tasks_dir: Path):
-        self.tasks_dir = tasks_dir
-
-
 @pytest.fixture(scope="module")
 def world(untrained_toy_tasks, tmp_path_factory, tiny_world):
     """A good evolve config over the tiny random Llamas, scored on merge3's toy tasks (never evaluated
-    here, so no trained world is needed), and variants of one model for the architecture cases."""
+    here, so no trained world is needed), variants of one model for the architecture cases, and the
+    folder of the plain toy tasks (what a merge3 task's base_yaml names)."""
     root = tmp_path_factory.mktemp("bad-input")
     shutil.copytree(untrained_toy_tasks / "merge3", root / "tasks")
     models = tiny_world.root / "models"
@@ -52,7 +46,7 @@ def world(untrained_toy_tasks, tmp_path_factory, tiny_world):
                    "budget": {"evaluations": 4},
                    "include_path": [str(root / "tasks"), str(untrained_toy_tasks / "data")],
                    "include_defaults": False}}
-    return root, good, _Tasks(untrained_toy_tasks / "data")
+    return root, good, untrained_toy_tasks / "data"
 
 
 def _edit(path: str, value):
@@ -290,7 +284,7 @@ def test_a_full_disk(world, tmp_path, capsys, monkeypatch, no_model_loads):
 # --- merge3 commands ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def bundle(world, tmp_path_factory):
+def bundle():
     """A good anchored bundle of toy_rev (the shipped one), as JSON."""
     from merge3_lm_eval_tasks.task_files import shipped_tasks_dir
 
@@ -340,7 +334,7 @@ def test_merge3_tasks_build_with_a_base_task_that_does_not_exist(world, bundle, 
 def test_merge3_tasks_build_with_a_name_that_shadows_a_shipped_task(world, bundle, tmp_path, capsys):
     path = _bundle_file(tmp_path, bundle)
     code = merge3_cli.main(["tasks", "build", "--bundle", str(path), "--base-yaml",
-                            str(world[2].tasks_dir / "toy_rev.yaml"), "--name", "merge3_toy_rev",
+                            str(world[2] / "toy_rev.yaml"), "--name", "merge3_toy_rev",
                             "--out", str(tmp_path / "tasks")])
     said = _said(capsys)
     assert code == 2 and "--name 'merge3_toy_rev'" in said and "merge3 ships a task of this name" in said

@@ -102,3 +102,40 @@ def set_depth(model, depth: int, pool: list) -> None:
                 raise RuntimeError("layers of several types (e.g. sliding and full attention) cannot be restacked")
             config.layer_types = types[:1] * depth
         config.num_hidden_layers = depth
+
+
+@contextlib.contextmanager
+def sparsify_hooked(sparsify: Callable[..., Any]) -> Iterator[None]:
+    """While inside, mergekit's task-arithmetic family (ties, breadcrumbs, della, dare_*, ...) calls
+    `sparsify(key, tensor, density=, method=, gamma=, epsilon=, rescale_norm=)` in place of
+    `mergekit.sparsify.sparsify`, where `key` = (output weight's name, the input's model, the base model)
+    names the task vector being sparsified. mergekit has no hook for this: the module's own `sparsify`
+    name is swapped, and `GeneralizedTaskArithmeticMerge.merge_group` wrapped to say which group it is
+    merging (it sparsifies each non-base input once, in order); both are restored on exit. Single-threaded:
+    do not merge on other threads meanwhile."""
+    from mergekit.merge_methods import generalized_task_arithmetic as gta
+
+    original_sparsify = gta.sparsify
+    original_merge_group = gta.GeneralizedTaskArithmeticMerge.merge_group
+    pending: list = []  # the keys of the group being merged, in the order merge_group sparsifies them
+
+    def merge_group(self, group, /, **parameters):
+        base = group.base.id if group.base is not None else None
+        pending[:] = [(group.metadata.name, entry.id, base) for entry in group.non_base]
+        try:
+            return original_merge_group(self, group, **parameters)
+        finally:
+            pending.clear()
+
+    def hooked(tensor, density, method, **kwargs):
+        if not pending:  # called from elsewhere: mergekit's own
+            return original_sparsify(tensor, density=density, method=method, **kwargs)
+        return sparsify(pending.pop(0), tensor, density=density, method=method, **kwargs)
+
+    gta.sparsify = hooked
+    gta.GeneralizedTaskArithmeticMerge.merge_group = merge_group
+    try:
+        yield
+    finally:
+        gta.sparsify = original_sparsify
+        gta.GeneralizedTaskArithmeticMerge.merge_group = original_merge_group

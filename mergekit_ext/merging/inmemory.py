@@ -20,8 +20,10 @@ import torch
 
 from merge3_plugin.crashpoints import crash_point
 
-from .compat import gather_key, model_configs_memoised, plan_merge, set_depth, tensor_versions, weight_names
+from .compat import (gather_key, model_configs_memoised, plan_merge, set_depth, sparsify_hooked, tensor_versions,
+                     weight_names)
 from .recipe import is_recipe, stacked_parts
+from .sparsify_cache import SparsifyCache
 
 # mergekit methods that draw random masks (torch's global generator, seeded by --random-seed)
 RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
@@ -29,11 +31,13 @@ RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
 
 class InMemoryMerger:
     def __init__(self, template: dict, device: str = "cpu", cache_inputs: bool | None = None,
-                 random_seed: int | None = None):
+                 random_seed: int | None = None, cache_ranks: bool = True):
         """`device`: where the merge runs and its results land (the live model's device).
         `cache_inputs`: keep the inputs' tensors between candidates (default: when they fit, see
         `InputPlacement.choose`); they then live on the device itself, or in pinned CPU memory when
-        the device has no room for them."""
+        the device has no room for them.
+        `cache_ranks`: keep each task vector's magnitude ranks for TIES, breadcrumbs and DELLA in the room
+        the inputs leave (sparsify_cache.py); False sorts them per candidate, as mergekit does."""
         from mergekit.architecture import get_architecture_info
         from mergekit.config import MergeConfiguration
         from mergekit.io.tasks import LoaderCache
@@ -52,6 +56,8 @@ class InMemoryMerger:
         if not self.placement.cached:
             _log.warning("merge inputs: %s", self.placement.describe())
         self.cache_inputs = self.placement.cached
+        # None: mergekit sorts per candidate (asked for, or no room left beside the inputs)
+        self.ranks = SparsifyCache(self.placement.cache_bytes) if cache_ranks and self.placement.cache_bytes else None
         self._inputs: dict = {}  # GatherTensors key -> {model: tensor}, filled on first use
         self._input_versions: dict = {}  # GatherTensors key -> torch version counters when read
         self.loader_cache = LoaderCache()
@@ -87,7 +93,7 @@ class InMemoryMerger:
             import transformers
 
             transformers.trainer_utils.set_seed(self.random_seed)
-        for task, value in executor.run(quiet=True):
+        for task, value in _hooked(executor.run(quiet=True), self.ranks):
             weight = by_task[task]
             if value is None:
                 continue  # an optional tensor that no input has
@@ -201,6 +207,20 @@ class InMemoryMerger:
                 yield name, value.to(dtype=save) if save is not None else value
 
 
+def _hooked(results, ranks: SparsifyCache | None):
+    """The executor's results, mergekit's sparsification answered from `ranks` while it computes each
+    (the hook is off whenever the caller has the result)."""
+    if ranks is None:
+        yield from results
+        return
+    while True:
+        with sparsify_hooked(ranks.sparsify):
+            item = next(results, None)
+        if item is None:
+            return
+        yield item
+
+
 def output_depth(candidate: dict | list) -> int | None:
     """How many layers a candidate stacks (its final config's slices), or None when it takes the inputs'."""
     final = stacked_parts(candidate)[1] if is_recipe(candidate) else candidate
@@ -240,6 +260,9 @@ class InputPlacement:
     - else in pinned CPU memory, each tensor copied to the GPU when a merge needs it;
     - on a CPU, in memory when they take at most a quarter of it (the page cache would keep them anyway);
     - else not kept: read from disk per candidate by mergekit's lazy loader (slow; said once).
+
+    What the inputs leave of that room is the sparsify cache's (`cache_bytes`): on the device with them,
+    on a CPU in host memory; none when the inputs themselves did not fit where the merge runs.
     """
 
     cached: bool
@@ -247,6 +270,7 @@ class InputPlacement:
     pinned: bool
     input_bytes: int
     room_bytes: int  # the room they were measured against
+    cache_bytes: int = 0  # what is left of it for the sparsify cache (sparsify_cache.py)
 
     @classmethod
     def choose(cls, config, device: torch.device, cache_inputs: bool | None = None) -> "InputPlacement":
@@ -256,11 +280,11 @@ class InputPlacement:
             free, total = torch.cuda.mem_get_info(device)
             room = free - total // 5
             if cache_inputs is not False and size <= room:
-                return cls(True, str(device), False, size, room)
+                return cls(True, str(device), False, size, room, room - size)
             host_ok = size <= host // 2 if cache_inputs is None else cache_inputs
             return cls(host_ok, "cpu", host_ok, size, host // 2 if cache_inputs is None else room)
         host_ok = size <= host // 4 if cache_inputs is None else cache_inputs
-        return cls(host_ok, "cpu", False, size, host // 4)
+        return cls(host_ok, "cpu", False, size, host // 4, max(0, host // 4 - size) if host_ok else 0)
 
     def describe(self) -> str:
         size = f"{self.input_bytes / GIB:.2f} GiB"

@@ -143,3 +143,38 @@ def test_set_depth_runs_the_first_layers_of_the_pool_as_a_model_built_that_deep(
     assert deep.config.num_hidden_layers == 4 and len(deep.state_dict()) > len(shallow.state_dict())
     with pytest.raises(RuntimeError, match="does not fit"):
         set_depth(deep, 5, pool)
+
+
+def test_sparsify_hooked_names_each_task_vector_once_in_order_and_restores_mergekit(tiny_world):
+    """merge_group sparsifies each non-base input once, in order, through its module's `sparsify`: the hook
+    hands each call the key of its (output weight, input model, base) and mergekit's answer stays the
+    answer; afterwards mergekit's own functions are back."""
+    import torch
+    from mergekit.merge_methods import generalized_task_arithmetic as gta
+    from mergekit.sparsify import sparsify
+
+    from mergekit_ext.merging.compat import sparsify_hooked
+    from mergekit_ext.merging.inmemory import InMemoryMerger
+
+    m = tiny_world.root / "models"
+    config = {"merge_method": "ties", "base_model": str(m / "base"), "dtype": "float32",
+              "models": [{"model": str(m / "expert-math"), "parameters": {"weight": 0.5, "density": 0.3}},
+                         {"model": str(m / "expert-lang"), "parameters": {"weight": 0.5, "density": 0.7}}]}
+    plain = InMemoryMerger(config, cache_ranks=False)
+    expected = plain.merge(config)
+    seen = []
+
+    def recording(key, tensor, **kwargs):
+        seen.append((key, kwargs["density"]))
+        return sparsify(tensor, **kwargs)
+
+    original = (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group)
+    with sparsify_hooked(recording):
+        state = plain.merge(config)
+    assert (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group) == original
+    assert all(torch.equal(state[k], expected[k]) for k in expected)
+    name = "model.layers.0.mlp.up_proj.weight"
+    keys = [(key[1].model.path.split("/")[-1], density) for key, density in seen if key[0] == name]
+    assert keys == [("expert-math", 0.3), ("expert-lang", 0.7)]
+    assert {str(key[2].model.path).split("/")[-1] for key, _ in seen} == {"base"}
+    assert len(seen) == 2 * len({key[0] for key, _ in seen})  # every weight: each expert once

@@ -135,9 +135,9 @@ def _config_for(method: str, m) -> dict:
                 "parameters": {"t": [{"filter": "mlp", "value": [0.2, 0.7]}, {"value": 0.4}]},
                 "models": [{"model": str(m / "expert-math")}, {"model": str(m / "expert-lang")}]}
     per_model = {"weight": [{"filter": "self_attn", "value": [0.3, 0.9]}, {"value": 0.6}]}
-    if method in ("ties", "breadcrumbs", "dare_ties", "dare_linear", "della"):
+    if method in ("ties", "breadcrumbs", "breadcrumbs_ties", "dare_ties", "dare_linear", "della", "della_linear"):
         per_model["density"] = [0.4, 0.8]
-    if method == "della":
+    if method in ("della", "della_linear"):
         per_model["epsilon"] = 0.1
     if method == "model_stock":
         per_model = {}
@@ -149,16 +149,20 @@ def _config_for(method: str, m) -> dict:
     return config
 
 
-RANDOM_METHODS = ("dare_ties", "dare_linear", "della")
+RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
+RANKED_METHODS = ("ties", "breadcrumbs", "breadcrumbs_ties", "della", "della_linear")  # the sparsify cache's
 
 
-@pytest.mark.parametrize("method", ["ties", "task_arithmetic", "breadcrumbs", "linear", "slerp", "nuslerp",
-                                    "model_stock", *RANDOM_METHODS])
-def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_path, method):
-    """The engine's merge equals `run_merge` (what mergekit-yaml runs) tensor for tensor, in float32, for
-    gradients and filters; and loads into a live model. Random methods (dare_*, della) draw their masks
-    from torch's global generator: with the same seed (`mergekit-yaml --random-seed`) they match too,
-    also after other candidates (the seed is set per merge, as run_merge sets it once)."""
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("method", ["ties", "task_arithmetic", "breadcrumbs", "breadcrumbs_ties", "linear", "slerp",
+                                    "nuslerp", "model_stock", *RANDOM_METHODS])
+def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_path, method, dtype):
+    """The engine's merge equals `run_merge` (what mergekit-yaml runs) tensor for tensor, in float32 and
+    bfloat16 (where magnitudes tie often), for gradients and filters; and loads into a live model. Random
+    methods (dare_*, della*) draw their masks from torch's global generator: with the same seed
+    (`mergekit-yaml --random-seed`) they match too, also after other candidates (the seed is set per
+    merge, as run_merge sets it once). TIES, breadcrumbs and DELLA cut the second candidate's masks from
+    the ranks the first one sorted (the sparsify cache), at other densities."""
     import copy
 
     import torch
@@ -169,7 +173,7 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_pa
 
     from mergekit_ext.merging.inmemory import InMemoryMerger
 
-    config = _config_for(method, tiny_world.root / "models")
+    config = {**_config_for(method, tiny_world.root / "models"), "dtype": dtype}
     seed = 7 if method in RANDOM_METHODS else None
     merger = InMemoryMerger(config, random_seed=seed)
     # another candidate first: inputs are cached between candidates, and must come back unchanged
@@ -178,14 +182,20 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_pa
         other["parameters"]["t"] = 0.9
     elif method != "model_stock":
         other["models"][1]["parameters"]["weight"] = 0.2
+    if "density" in other["models"][1].get("parameters", {}):
+        other["models"][1]["parameters"]["density"] = 0.35
     merger.merge(other)
     state = merger.merge(config)
+    if method in RANKED_METHODS:  # the second merge cut its masks from the first one's ranks
+        assert merger.ranks.hits > 0 and merger.ranks.fallbacks == 0
+    else:
+        assert merger.ranks is None or not merger.ranks._entries
     options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True, random_seed=seed)
     run_merge(MergeConfiguration.model_validate(copy.deepcopy(config)), str(tmp_path / "disk"), options=options)
     disk = load_file(tmp_path / "disk" / "model.safetensors")
     assert sorted(disk) == sorted(state)
     assert all(torch.equal(disk[k], state[k]) for k in disk), method
-    model = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=torch.float32)
+    model = AutoModelForCausalLM.from_pretrained(tiny_world.model_path("base"), dtype=getattr(torch, dtype))
     merger.merge_into(model, config)
     name = next(iter(disk))
     assert torch.equal(model.state_dict()[name], disk[name])

@@ -127,16 +127,28 @@ def main() -> None:
     eval_s = float(np.mean([o[1] for o in ours]))
     print(f"\n{args.preset} world ({dtype}, {args.device}), {args.anchors} anchors of {args.task}: "
           f"eval {eval_s:.3f} s per candidate")
-    print(f"{'method (in memory)':<20}{'merge s':>9}{'% of eval':>11}{'first merge s':>15}")
+    print("merge per candidate, median of --repeats, the sparsify cache off (mergekit sorts every task vector per "
+          "candidate) and on (sorted once per run):")
+    print(f"{'method (in memory)':<20}{'off s':>8}{'on s':>8}{'off/on':>8}{'off % eval':>12}{'on % eval':>11}"
+          f"{'first s':>9}{'cache GiB':>11}")
     genes = rng.random(space.dims)
     for method in args.methods:
         merge = _with_method(space.to_config(genes), method)
-        merger = InMemoryMerger(merge, device=args.device, random_seed=0)
-        t0 = time.perf_counter()
-        merger.merge_into(model, merge)  # reads the inputs
-        first = time.perf_counter() - t0
-        times = [_timed_merge(merger, model, merge, args.device) for _ in range(args.repeats)]
-        print(f"{method:<20}{np.median(times):>9.4f}{np.median(times) / eval_s:>11.1%}{first:>15.3f}")
+        row = {}
+        for cache in (False, True):  # side by side, the same candidates in the same process
+            merger = InMemoryMerger(merge, device=args.device, random_seed=0, cache_ranks=cache)
+            t0 = time.perf_counter()
+            merger.merge_into(model, merge)  # reads the inputs (and, cache on, sorts)
+            first = time.perf_counter() - t0
+            # each repeat a new candidate: the densities move, as they do in a search
+            times = [_timed_merge(merger, model, _with_method(space.to_config(genes), method, density=d), args.device)
+                     for d in np.linspace(0.3, 0.7, args.repeats)]
+            cached = merger.ranks.used_bytes / 2 ** 30 if merger.ranks is not None else 0.0
+            row[cache] = (float(np.median(times)), first, cached)
+        (off, _, _), (on, first, cached) = row[False], row[True]
+        print(f"{method:<20}{off:>8.3f}{on:>8.3f}{off / on:>7.1f}x{off / eval_s:>12.1%}{on / eval_s:>11.1%}"
+              f"{first:>9.2f}{cached:>11.2f}")
+        del merger
 
     if args.scale:
         print("\nlarger models (random weights, same tokenizer and task; task_arithmetic):")
@@ -222,8 +234,8 @@ def _tool(name: str) -> str:
     return str(here) if here.exists() else name
 
 
-def _with_method(config: dict, method: str) -> dict:
-    """The same weights under another method (density 0.5 and epsilon 0.1 where the method takes them;
+def _with_method(config: dict, method: str, density: float = 0.5) -> dict:
+    """The same weights under another method (`density` and epsilon 0.1 where the method takes them;
     slerp: the two experts at t = 0.5)."""
     if method == "slerp":
         first = config["models"][0]["model"]
@@ -233,7 +245,7 @@ def _with_method(config: dict, method: str) -> dict:
     for entry in config["models"]:
         params = dict(entry["parameters"])
         if method in ("ties", "dare_ties", "dare_linear", "della", "breadcrumbs"):
-            params["density"] = 0.5
+            params["density"] = density
         if method == "della":
             params["epsilon"] = 0.1
         out["models"].append({**entry, "parameters": params})

@@ -1,7 +1,7 @@
 """How much memory does merging in memory take, against the size of one model? (issue #12)
 
     python benchmarks/merge_memory.py [--presets micro smol] [--scale 256x8 512x16] [--candidates 5]
-                                      [--device cuda]
+                                      [--methods task_arithmetic ties] [--device cuda]
 
 For each case (a world's base and two experts: the micro toy world, the smol world of a real
 pre-trained model, SmolLM2-135M; random-weight Llamas of the given widths and depths), a fresh process
@@ -9,7 +9,8 @@ loads the live model, builds the in-memory merger, merges `--candidates` task-ar
 into the live model, and reports its peak memory above what the imports alone took, as a multiple of
 one model's weights (in the world's own dtype). Issue #12's budget is the live model plus the inputs
 plus one tensor's working set: about 4x one model's weights for a base and two experts (cached
-inputs), plus a small constant. With --device cuda the live model and the inputs sit on the GPU and
+inputs), plus a small constant; TIES adds its sparsify cache, each expert's magnitude ranks (issue #24:
+measured with the cache on and off). With --device cuda the live model and the inputs sit on the GPU and
 the GPU's peak (torch.cuda.max_memory_allocated) is reported beside the host's.
 """
 
@@ -26,10 +27,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def measure(models: str, candidates: int, way: str, device: str = "cpu") -> dict:
+def measure(models: str, candidates: int, way: str, device: str = "cpu", method: str = "task_arithmetic") -> dict:
     """In this (fresh) process: peak RSS of loading the live model and merging `candidates` times,
     `way` = "stream" (merge_into: each tensor copied into the model as it is merged, what the search
-    does) or "dict" (the whole merged state dict built, then loaded: how it was before issue #12)."""
+    does), "stream, no cache" (the same, the sparsify cache off: mergekit sorts per candidate) or "dict"
+    (the whole merged state dict built, then loaded: how it was before issue #12)."""
     import importlib
 
     import torch
@@ -50,16 +52,18 @@ def measure(models: str, candidates: int, way: str, device: str = "cpu") -> dict
     live = AutoModelForCausalLM.from_pretrained(root / "base", dtype=getattr(torch, dtype)).to(device)
 
     def candidate(weight: float) -> dict:
-        return {"merge_method": "task_arithmetic", "base_model": str(root / "base"), "dtype": dtype,
-                "models": [{"model": str(root / "expert-math"), "parameters": {"weight": weight}},
-                           {"model": str(root / "expert-lang"), "parameters": {"weight": 1 - weight}}]}
+        extra = {"density": weight} if method != "task_arithmetic" else {}
+        return {"merge_method": method, "base_model": str(root / "base"), "dtype": dtype,
+                "models": [{"model": str(root / "expert-math"), "parameters": {"weight": weight, **extra}},
+                           {"model": str(root / "expert-lang"), "parameters": {"weight": 1 - weight, **extra}}]}
 
-    merger = InMemoryMerger(candidate(0.5), device=device)  # built once, as a search builds it
+    # built once, as a search builds it
+    merger = InMemoryMerger(candidate(0.5), device=device, cache_ranks=way != "stream, no cache")
     times = []
     for k in range(candidates):
         config = candidate(0.3 + 0.1 * k)
         start = time.perf_counter()
-        if way == "stream":
+        if way.startswith("stream"):
             merger.merge_into(live, config)
         else:
             live.load_state_dict(merger.merge(config), strict=False)
@@ -68,7 +72,8 @@ def measure(models: str, candidates: int, way: str, device: str = "cpu") -> dict
         times.append(time.perf_counter() - start)
     peak = _status("VmHWM")
     gpu_peak = torch.cuda.max_memory_allocated(device) if device.startswith("cuda") else 0
-    return {"weights": weights, "peak": peak - before, "gpu_peak": gpu_peak, "dtype": dtype,
+    cache = merger.ranks.used_bytes if merger.ranks is not None else 0
+    return {"weights": weights, "peak": peak - before, "gpu_peak": gpu_peak, "dtype": dtype, "cache": cache,
             "placement": merger.placement.describe(), "merge_s": sorted(times)[len(times) // 2]}
 
 
@@ -114,11 +119,14 @@ def main() -> None:
                         help="random-weight Llamas of these shapes too")
     parser.add_argument("--candidates", type=int, default=5)
     parser.add_argument("--device", default="cpu", help="where the live model and the merge sit: cpu, cuda (default cpu)")
+    parser.add_argument("--methods", nargs="*", default=["task_arithmetic", "ties"],
+                        help="merge methods measured (ties: with the sparsify cache on and off)")
+    parser.add_argument("--method", default="task_arithmetic", help=argparse.SUPPRESS)
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--way", default="stream", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:  # the measuring process
-        print(json.dumps(measure(args.child, args.candidates, args.way, args.device)))
+        print(json.dumps(measure(args.child, args.candidates, args.way, args.device, args.method)))
         return
 
     from merge3_zoo.build import build_zoo
@@ -130,25 +138,30 @@ def main() -> None:
         cases.append((f"random Llama {width}x{depth}", random_world(work / shape, width, depth)))
 
     gpu = args.device.startswith("cuda")
-    print(f"| models | dtype | merged tensors go | one model's weights (MB) | host peak above imports (MB) "
-          f"| host peak / weights |{' GPU peak (MB) | GPU peak / weights |' if gpu else ''} merge s per candidate |")
-    print("| --- " * (8 if gpu else 6) + "|")
-    ways = {"stream": "into the live model, one by one", "dict": "into a full state dict, then loaded"}
+    print(f"| models | dtype | method | merged tensors go | one model's weights (MB) | host peak above imports (MB) "
+          f"| host peak / weights | sparsify cache (MB) |{' GPU peak (MB) | GPU peak / weights |' if gpu else ''} "
+          "merge s per candidate |")
+    print("| --- " * (11 if gpu else 9) + "|")
+    ways = {"stream": "into the live model, one by one", "stream, no cache": "the same, sparsify cache off",
+            "dict": "into a full state dict, then loaded"}
     placements: set[str] = set()
     for label, models in cases:
-        for way, said in ways.items():  # side by side, each in a fresh process
-            run = subprocess.run([sys.executable, __file__, "--child", str(models), "--candidates",
-                                  str(args.candidates), "--way", way, "--device", args.device],
-                                 capture_output=True, text=True, check=True)
-            r = json.loads(run.stdout.strip().splitlines()[-1])
-            mb = 1024 * 1024
-            on_gpu = f" {r['gpu_peak'] / mb:.1f} | {r['gpu_peak'] / r['weights']:.1f}x |" if gpu else ""
-            print(f"| {label} | {r['dtype']} | {said} | {r['weights'] / mb:.1f} | {r['peak'] / mb:.1f} "
-                  f"| {r['peak'] / r['weights']:.1f}x |{on_gpu} {r['merge_s']:.3f} |")
-            placements.add(f"{label}: {r['placement']}")
-    print(f"\n{args.device}, task_arithmetic of a base and two experts, {args.candidates} candidates, median merge "
-          "time; host peak = the process's peak resident memory (VmHWM, reset after the imports) minus what the "
-          "imports hold." + (" GPU peak = torch.cuda.max_memory_allocated after the CUDA context." if gpu else ""))
+        for method in args.methods:
+            # side by side, each in a fresh process; the cache matters only where the method sorts
+            for way in [w for w in ways if method != "task_arithmetic" or w != "stream, no cache"]:
+                run = subprocess.run([sys.executable, __file__, "--child", str(models), "--candidates",
+                                      str(args.candidates), "--way", way, "--device", args.device, "--method", method],
+                                     capture_output=True, text=True, check=True)
+                r = json.loads(run.stdout.strip().splitlines()[-1])
+                mb = 1024 * 1024
+                on_gpu = f" {r['gpu_peak'] / mb:.1f} | {r['gpu_peak'] / r['weights']:.1f}x |" if gpu else ""
+                print(f"| {label} | {r['dtype']} | {method} | {ways[way]} | {r['weights'] / mb:.1f} | {r['peak'] / mb:.1f} "
+                      f"| {r['peak'] / r['weights']:.1f}x | {r['cache'] / mb:.0f} |{on_gpu} {r['merge_s']:.3f} |")
+                placements.add(f"{label}: {r['placement']}")
+    print(f"\n{args.device}, a base and two experts, {args.candidates} candidates (weights and, for ties, densities "
+          "0.3, 0.4, ...), median merge time; host peak = the process's peak resident memory (VmHWM, reset after "
+          "the imports) minus what the imports hold; sparsify cache = the ranks kept (sparsify_cache.py)."
+          + (" GPU peak = torch.cuda.max_memory_allocated after the CUDA context." if gpu else ""))
     print("\n".join(sorted(placements)))
 
 

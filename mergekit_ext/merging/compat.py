@@ -108,34 +108,54 @@ def set_depth(model, depth: int, pool: list) -> None:
 def sparsify_hooked(sparsify: Callable[..., Any]) -> Iterator[None]:
     """While inside, mergekit's task-arithmetic family (ties, breadcrumbs, della, dare_*, ...) calls
     `sparsify(key, tensor, density=, method=, gamma=, epsilon=, rescale_norm=)` in place of
-    `mergekit.sparsify.sparsify`, where `key` = (output weight's name, the input's model, the base model)
-    names the task vector being sparsified. mergekit has no hook for this: the module's own `sparsify`
-    name is swapped, and `GeneralizedTaskArithmeticMerge.merge_group` wrapped to say which group it is
-    merging (it sparsifies each non-base input once, in order); both are restored on exit. Single-threaded:
-    do not merge on other threads meanwhile."""
+    `mergekit.sparsify.sparsify`, where `key` = ((input tensor's name, its model), (the base's tensor
+    name, the base model)) names the task vector being sparsified: the same key is the same task vector,
+    whatever output it goes to (stacked slices put other layers under one name). Task vectors read
+    through a tokenizer's vocabulary alignment have no such name and get mergekit's own sparsify.
+
+    mergekit has no hook for this: the module's own `sparsify` name is swapped, `ExecuteMergeMethodTask.execute`
+    wrapped to learn the inputs' tensor names, and `GeneralizedTaskArithmeticMerge.merge_group` to learn
+    which group it merges (it sparsifies each non-base input once, in order); all restored on exit.
+    Single-threaded: do not merge on other threads meanwhile."""
+    from mergekit.io.tasks import GatherTensors
     from mergekit.merge_methods import generalized_task_arithmetic as gta
+    from mergekit.merge_methods.task_adapter import ExecuteMergeMethodTask
 
     original_sparsify = gta.sparsify
     original_merge_group = gta.GeneralizedTaskArithmeticMerge.merge_group
+    original_execute = ExecuteMergeMethodTask.execute
+    sources: dict = {}  # model -> the name of its tensor in the merge task being executed
     pending: list = []  # the keys of the group being merged, in the order merge_group sparsifies them
 
+    def execute(self, tensors, **kwargs):
+        sources.clear()
+        if isinstance(self.gather_tensors, GatherTensors):
+            sources.update((model, info.name) for model, info in self.gather_tensors.weight_info.items())
+        try:
+            return original_execute(self, tensors, **kwargs)
+        finally:
+            sources.clear()
+
     def merge_group(self, group, /, **parameters):
-        base = group.base.id if group.base is not None else None
-        pending[:] = [(group.metadata.name, entry.id, base) for entry in group.non_base]
+        base, inputs = group.base, [entry.id for entry in group.non_base]
+        if base is not None and all(model in sources for model in (base.id, *inputs)):
+            pending[:] = [((sources[model], model), (sources[base.id], base.id)) for model in inputs]
         try:
             return original_merge_group(self, group, **parameters)
         finally:
             pending.clear()
 
     def hooked(tensor, density, method, **kwargs):
-        if not pending:  # called from elsewhere: mergekit's own
+        if not pending:  # called from elsewhere, or a task vector without a name: mergekit's own
             return original_sparsify(tensor, density=density, method=method, **kwargs)
         return sparsify(pending.pop(0), tensor, density=density, method=method, **kwargs)
 
     gta.sparsify = hooked
     gta.GeneralizedTaskArithmeticMerge.merge_group = merge_group
+    ExecuteMergeMethodTask.execute = execute
     try:
         yield
     finally:
         gta.sparsify = original_sparsify
         gta.GeneralizedTaskArithmeticMerge.merge_group = original_merge_group
+        ExecuteMergeMethodTask.execute = original_execute

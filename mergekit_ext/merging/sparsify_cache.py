@@ -137,6 +137,16 @@ class _Entry:
     probe: torch.Tensor
 
 
+def _label(key: Hashable) -> str:
+    """A task vector's key as a person reads it: the input tensor's name and model where it has them
+    (compat.sparsify_hooked's keys), else the key itself."""
+    try:
+        (tensor, model), _base = key
+        return f"{tensor} of {model}"
+    except (TypeError, ValueError):
+        return str(key)
+
+
 class SparsifyCache:
     """The ranks of every task vector a run sparsifies, up to `budget_bytes` (what the inputs' placement
     leaves: InputPlacement.cache_bytes); past it, mergekit sorts per candidate as it always does."""
@@ -171,8 +181,8 @@ class SparsifyCache:
             if torch.equal(tensor.reshape(-1)[entry.probe_at], entry.probe):
                 return entry
             # not the task vector it was sorted from: never cut a mask from someone else's ranks
-            _log.warning("sparsify cache: %s changed between candidates; it is sorted per candidate from now on",
-                         key[1])
+            _log.warning("sparsify cache: the task vector %s changed between candidates; it is sorted per "
+                         "candidate from now on", _label(key[1]))
             del self._entries[key]
             self.used_bytes -= entry.prepared.numel() * entry.prepared.element_size()
             self._refused.add(key)
@@ -188,7 +198,8 @@ class SparsifyCache:
             self._refused.add(key)
             return None
         flat = tensor.reshape(-1)
-        probe_at = torch.linspace(0, flat.numel() - 1, min(PROBES, flat.numel()), device=flat.device).long()
+        count = min(PROBES, flat.numel())  # evenly spread, first and last included (integer steps: exact at any n)
+        probe_at = torch.arange(count, device=flat.device) * (flat.numel() - 1) // max(1, count - 1)
         entry = _Entry(rule.prepare(tensor), probe_at, flat[probe_at].clone())
         self._entries[key] = entry
         self.used_bytes += size

@@ -145,12 +145,13 @@ def test_set_depth_runs_the_first_layers_of_the_pool_as_a_model_built_that_deep(
         set_depth(deep, 5, pool)
 
 
-def test_sparsify_hooked_names_each_task_vector_once_in_order_and_restores_mergekit(tiny_world):
+def test_sparsify_hooked_names_each_task_vector_by_its_inputs_once_in_order_and_restores_mergekit(tiny_world):
     """merge_group sparsifies each non-base input once, in order, through its module's `sparsify`: the hook
-    hands each call the key of its (output weight, input model, base) and mergekit's answer stays the
-    answer; afterwards mergekit's own functions are back."""
+    hands each call the key of its task vector ((input tensor, model), (base tensor, base)) and mergekit's
+    answer stays the answer; afterwards mergekit's own functions are back."""
     import torch
     from mergekit.merge_methods import generalized_task_arithmetic as gta
+    from mergekit.merge_methods.task_adapter import ExecuteMergeMethodTask
     from mergekit.sparsify import sparsify
 
     from mergekit_ext.merging.compat import sparsify_hooked
@@ -168,13 +169,17 @@ def test_sparsify_hooked_names_each_task_vector_once_in_order_and_restores_merge
         seen.append((key, kwargs["density"]))
         return sparsify(tensor, **kwargs)
 
-    original = (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group)
+    original = (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group, ExecuteMergeMethodTask.execute)
     with sparsify_hooked(recording):
         state = plain.merge(config)
-    assert (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group) == original
+    assert (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group, ExecuteMergeMethodTask.execute) == original
     assert all(torch.equal(state[k], expected[k]) for k in expected)
     name = "model.layers.0.mlp.up_proj.weight"
-    keys = [(key[1].model.path.split("/")[-1], density) for key, density in seen if key[0] == name]
-    assert keys == [("expert-math", 0.3), ("expert-lang", 0.7)]
-    assert {str(key[2].model.path).split("/")[-1] for key, _ in seen} == {"base"}
-    assert len(seen) == 2 * len({key[0] for key, _ in seen})  # every weight: each expert once
+
+    def model(reference):
+        return str(reference.model.path).split("/")[-1]
+
+    for_name = [((tensor, model(ref)), (base_tensor, model(base)), density)
+                for ((tensor, ref), (base_tensor, base)), density in seen if tensor == name]
+    assert for_name == [((name, "expert-math"), (name, "base"), 0.3), ((name, "expert-lang"), (name, "base"), 0.7)]
+    assert len(seen) == 2 * len({key[0][0] for key, _ in seen})  # every weight: each expert once

@@ -201,6 +201,46 @@ def test_in_memory_merge_is_bit_identical_to_mergekit_on_disk(tiny_world, tmp_pa
     assert torch.equal(model.state_dict()[name], disk[name])
 
 
+def _sliced(m, start: int, stop: int, density: float) -> dict:
+    """TIES over layers start..stop of the base and both experts, stacked as a model of stop - start layers."""
+    def source(name, params=None):
+        return {"model": str(m / name), "layer_range": [start, stop], **({"parameters": params} if params else {})}
+
+    return {"merge_method": "ties", "base_model": str(m / "base"), "dtype": "float32",
+            "slices": [{"sources": [source("base"), source("expert-math", {"weight": 0.6, "density": density}),
+                                    source("expert-lang", {"weight": 0.4, "density": density})]}]}
+
+
+def test_stacked_slices_cut_each_layers_own_ranks(tiny_world, tmp_path, caplog):
+    """Two candidates that put other source layers under the same output names (layers 0-1 of the merge from
+    the inputs' layers 0-1, then from their layers 2-3): the sparsify cache keys a task vector by the
+    tensors it comes from, so the second is ranked on its own, and both merge as mergekit-yaml does."""
+    import copy
+    import logging
+
+    import torch
+    from mergekit.config import MergeConfiguration
+    from mergekit.merge import MergeOptions, run_merge
+    from safetensors.torch import load_file
+
+    from mergekit_ext.merging.inmemory import InMemoryMerger
+
+    m = tiny_world.root / "models"
+    first, second = _sliced(m, 0, 2, 0.5), _sliced(m, 2, 4, 0.3)
+    merger = InMemoryMerger(first)
+    with caplog.at_level(logging.WARNING, logger="mergekit_ext.merging.sparsify_cache"):
+        merger.merge(first)
+        ranked = len(merger.ranks._entries)
+        state = merger.merge(second)
+    assert "changed" not in caplog.text
+    layer_vectors = {key for key in merger.ranks._entries if ".layers." in key[1][0][0]}
+    assert len(merger.ranks._entries) > ranked and {key[1][0][0].split(".")[2] for key in layer_vectors} == set("0123")
+    options = MergeOptions(copy_tokenizer=False, lazy_unpickle=False, quiet=True)
+    run_merge(MergeConfiguration.model_validate(copy.deepcopy(second)), str(tmp_path / "disk"), options=options)
+    disk = load_file(tmp_path / "disk" / "model.safetensors")
+    assert sorted(disk) == sorted(state) and all(torch.equal(disk[k], state[k]) for k in disk)
+
+
 def test_tied_embeddings_merge_in_memory_as_on_disk(tied_world, tmp_path):
     """Tied input/output embeddings (no lm_head tensor in the files): the in-memory merge equals
     mergekit-yaml's, and loads into a live tied model whose output layer follows (issue #12)."""

@@ -130,7 +130,7 @@ def main() -> None:
     print("merge per candidate, median of --repeats, the sparsify cache off (mergekit sorts every task vector per "
           "candidate) and on (sorted once per run):")
     print(f"{'method (in memory)':<20}{'off s':>8}{'on s':>8}{'off/on':>8}{'off % eval':>12}{'on % eval':>11}"
-          f"{'first s':>9}{'cache GiB':>11}")
+          f"{'first s':>9}{'cache MiB':>11}")
     genes = rng.random(space.dims)
     for method in args.methods:
         merge = _with_method(space.to_config(genes), method)
@@ -143,11 +143,11 @@ def main() -> None:
             # each repeat a new candidate: the densities move, as they do in a search
             times = [_timed_merge(merger, model, _with_method(space.to_config(genes), method, density=d), args.device)
                      for d in np.linspace(0.3, 0.7, args.repeats)]
-            cached = merger.ranks.used_bytes / 2 ** 30 if merger.ranks is not None else 0.0
+            cached = merger.ranks.used_bytes / 2 ** 20 if merger.ranks is not None else 0.0
             row[cache] = (float(np.median(times)), first, cached)
         (off, _, _), (on, first, cached) = row[False], row[True]
         print(f"{method:<20}{off:>8.3f}{on:>8.3f}{off / on:>7.1f}x{off / eval_s:>12.1%}{on / eval_s:>11.1%}"
-              f"{first:>9.2f}{cached:>11.2f}")
+              f"{first:>9.2f}{cached:>11.1f}")
         del merger
 
     if args.scale:

@@ -159,3 +159,16 @@ def sparsify_hooked(sparsify: Callable[..., Any]) -> Iterator[None]:
         gta.sparsify = original_sparsify
         gta.GeneralizedTaskArithmeticMerge.merge_group = original_merge_group
         ExecuteMergeMethodTask.execute = original_execute
+
+
+def sparsification_of(method_name: str):
+    """The `SparsificationMethod` a mergekit merge method applies to its task vectors (ties: magnitude,
+    breadcrumbs: magnitude_outliers, ...), or None (no sparsification, or not of the task-arithmetic family)."""
+    from mergekit import merge_methods
+    from mergekit.merge_methods.generalized_task_arithmetic import GeneralizedTaskArithmeticMerge
+
+    try:
+        method = merge_methods.get(method_name)
+    except (KeyError, ValueError, RuntimeError):
+        return None
+    return method.sparsification_method if isinstance(method, GeneralizedTaskArithmeticMerge) else None

@@ -20,10 +20,10 @@ import torch
 
 from merge3_plugin.crashpoints import crash_point
 
-from .compat import (gather_key, model_configs_memoised, plan_merge, set_depth, sparsify_hooked, tensor_versions,
-                     weight_names)
+from .compat import (gather_key, model_configs_memoised, plan_merge, set_depth, sparsification_of, sparsify_hooked,
+                     tensor_versions, weight_names)
 from .recipe import is_recipe, stacked_parts
-from .sparsify_cache import SparsifyCache
+from .sparsify_cache import RULES, SparsifyCache
 
 # mergekit methods that draw random masks (torch's global generator, seeded by --random-seed)
 RANDOM_METHODS = ("dare_ties", "dare_linear", "della", "della_linear")
@@ -93,7 +93,10 @@ class InMemoryMerger:
             import transformers
 
             transformers.trainer_utils.set_seed(self.random_seed)
-        for task, value in _hooked(executor.run(quiet=True), self.ranks):
+        # only methods that rank task vectors by magnitude go through the sparsify cache (the hook costs
+        # the others a little on small models)
+        ranks = self.ranks if sparsification_of(config.merge_method) in RULES else None
+        for task, value in _hooked(executor.run(quiet=True), ranks):
             weight = by_task[task]
             if value is None:
                 continue  # an optional tensor that no input has

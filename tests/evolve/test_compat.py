@@ -183,3 +183,16 @@ def test_sparsify_hooked_names_each_task_vector_by_its_inputs_once_in_order_and_
                 for ((tensor, ref), (base_tensor, base)), density in seen if tensor == name]
     assert for_name == [((name, "expert-math"), (name, "base"), 0.3), ((name, "expert-lang"), (name, "base"), 0.7)]
     assert len(seen) == 2 * len({key[0][0] for key, _ in seen})  # every weight: each expert once
+
+
+def test_sparsification_of_names_what_each_method_does_to_its_task_vectors():
+    from mergekit.sparsify import SparsificationMethod
+
+    from mergekit_ext.merging.compat import sparsification_of
+
+    assert {name: sparsification_of(name) for name in ("ties", "dare_ties", "breadcrumbs_ties", "della_linear",
+                                                       "task_arithmetic", "slerp", "no_such_method")} == {
+        "ties": SparsificationMethod.magnitude, "dare_ties": SparsificationMethod.random,
+        "breadcrumbs_ties": SparsificationMethod.magnitude_outliers,
+        "della_linear": SparsificationMethod.della_magprune,
+        "task_arithmetic": None, "slerp": None, "no_such_method": None}

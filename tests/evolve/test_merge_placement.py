@@ -28,6 +28,8 @@ def test_inputs_that_do_not_fit_are_read_per_candidate_said_once_and_merge_the_s
     said = [r.getMessage() for r in caplog.records if "lazy loader" in r.getMessage()]
     assert len(said) == 1 and "do not fit" in said[0]  # once, when the merger is built; not per candidate
     assert streamed._inputs == {}  # nothing kept between candidates
+    # the sparsify cache lives in the room the inputs leave; none when they themselves did not fit
+    assert streamed.ranks is None and kept.ranks.budget_bytes == kept.placement.cache_bytes > 0
     expected = kept.merge(config)
     assert sorted(first) == sorted(expected)
     assert all(torch.equal(first[k], expected[k]) for k in expected)
@@ -56,7 +58,10 @@ def test_a_merge_on_the_gpu_matches_the_cpu_within_the_stated_tolerance(tiny_wor
     cpu = InMemoryMerger(config, random_seed=seed).merge(config)
     merger = InMemoryMerger(config, device="cuda", random_seed=seed)
     assert merger.placement.cached and merger.placement.device.startswith("cuda")
+    merger.merge(config)  # a first candidate: TIES and DELLA keep their ranks, on the GPU beside the inputs
     gpu = merger.merge(config)
+    if method in ("ties", "della"):
+        assert merger.ranks.hits and all(e.prepared.device.type == "cuda" for e in merger.ranks._entries.values())
     assert sorted(gpu) == sorted(cpu)
     for name, value in gpu.items():
         assert value.device.type == "cuda"
@@ -90,10 +95,16 @@ def test_inputs_go_on_the_gpu_when_they_fit_else_pinned_host_memory_else_disk(ti
 
     roomy = gpu_with(free=10 * size, total=10 * size)  # a fifth kept for evaluation: 8x the inputs left
     assert (roomy.cached, roomy.device, roomy.pinned) == (True, "cuda:0", False)
+    assert roomy.cache_bytes == 7 * size  # the sparsify cache's room: what the inputs leave on the GPU
     tight = gpu_with(free=size, total=2 * size)  # free minus a fifth of the GPU is below the inputs
     assert (tight.cached, tight.device, tight.pinned) == (True, "cpu", True)
+    assert tight.cache_bytes == 0  # no room on the GPU, where the ranks would be used
     assert "pinned CPU memory" in tight.describe()
     monkeypatch.setattr(inmemory, "_host_memory", lambda: size)  # neither the GPU nor the host has room
     nowhere = gpu_with(free=size, total=2 * size)
     assert not nowhere.cached and "lazy loader" in nowhere.describe()
     assert not InputPlacement.choose(config, torch.device("cpu")).cached  # a CPU keeps them in a quarter of RAM
+    assert nowhere.cache_bytes == 0
+    monkeypatch.setattr(inmemory, "_host_memory", lambda: 4 * size + 400)
+    host = InputPlacement.choose(config, torch.device("cpu"))
+    assert host.cached and host.cache_bytes == 100  # a quarter of RAM, less the inputs

@@ -15,8 +15,8 @@ anything the cache has no room for (one logged line).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Callable, Hashable
 
 import torch
 from mergekit.sparsify import RescaleNorm, SparsificationMethod, rescaled_masked_tensor

@@ -68,23 +68,10 @@ class Estimation:
         return fit_ability(self.anchor_items, self.scores, prior_mean=mean, prior_cov=cov)
 
     def pirt_at(self, theta: np.ndarray) -> np.ndarray:
-        """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted.
-        With item weights w (an imported bundle's subject balance, mean 1), both parts are means of
-        w * score, as tinyBenchmarks computes them."""
-        prob = self.bundle.items.prob(theta)  # models x N
-        n_total = self.bundle.n_items
-        unseen = np.ones_like(prob, dtype=bool)
-        rows = np.nonzero(self.answered)
-        unseen[rows[0], self.columns[rows[1]]] = False
-        n_seen = self.answered.sum(axis=1)
-        lam = n_seen / n_total
-        seen_mean = self.seen_mean
-        if self.bundle.item_weights is not None:
-            w = self.bundle.item_weights
-            prob = prob * w[None, :]
-            seen_mean = np.nanmean(self.scores * w[self.columns][None, :], axis=1)
-        predicted = (prob * unseen).sum(axis=1) / np.maximum(unseen.sum(axis=1), 1)
-        return lam * seen_mean + (1 - lam) * predicted
+        """p-IRT for abilities theta (models x d): answered items as observed, the rest predicted."""
+        observed = np.full((self.scores.shape[0], self.bundle.n_items), np.nan)
+        observed[:, self.columns] = self.scores
+        return pirt_of(self.bundle.items.prob(theta), observed, self.bundle.item_weights)
 
     @functools.cached_property
     def merge_weights(self) -> np.ndarray | None:
@@ -98,6 +85,23 @@ class Estimation:
         if self.merge_weights is None:
             return None
         return np.einsum("mj,mjd->md", self.merge_weights, self.endpoint_theta)
+
+
+def pirt_of(prob: np.ndarray, observed: np.ndarray, item_weights: np.ndarray | None = None) -> np.ndarray:
+    """p-IRT of models over a whole split: the items they answered as observed (`observed`, models x N,
+    NaN where not asked), the rest predicted (`prob`, models x N, at their abilities), each part weighted
+    by its share of the split. With item weights w (an imported bundle's subject balance, mean 1), both
+    parts are means of w * score, as tinyBenchmarks computes them."""
+    unseen = np.isnan(observed)
+    n_seen = (~unseen).sum(axis=1)
+    lam = n_seen / observed.shape[1]
+    if item_weights is not None:
+        prob = prob * item_weights[None, :]
+        observed = observed * item_weights[None, :]
+    # a model that answered nothing has only the predicted part
+    seen_mean = np.where(unseen, 0.0, observed).sum(axis=1) / np.maximum(n_seen, 1)
+    predicted = (prob * unseen).sum(axis=1) / np.maximum(unseen.sum(axis=1), 1)
+    return lam * seen_mean + (1 - lam) * predicted
 
 
 def fit_merge_weights(items: ItemParams, scores: np.ndarray, endpoint_theta: np.ndarray,

@@ -123,7 +123,8 @@ def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Prior
                 prior_mean: np.ndarray | None = None, prior_cov: np.ndarray | None = None) -> np.ndarray:
     """MAP abilities (models x d) of models that answered some items (NaN elsewhere), item
     parameters fixed. Finite for all-correct and all-wrong patterns, thanks to the prior:
-    N(0, theta_sd^2 I), or N(prior_mean, prior_cov) (e.g. the population's abilities)."""
+    N(0, theta_sd^2 I), or N(prior_mean, prior_cov) (e.g. the population's abilities; `prior_mean` may
+    also be one row per model, e.g. a merge's endpoints' mean)."""
     y, seen = _as_tensors(np.atleast_2d(responses))
     if y.shape[1] != items.alpha.shape[0]:
         raise ValueError(f"responses have {y.shape[1]} items, the item parameters {items.alpha.shape[0]}")
@@ -132,7 +133,7 @@ def fit_ability(items: ItemParams, responses: np.ndarray, priors: Priors = Prior
     mean = torch.zeros(items.dims, dtype=torch.float64) if prior_mean is None else torch.from_numpy(np.asarray(prior_mean, dtype=np.float64))
     precision = (torch.eye(items.dims, dtype=torch.float64) / priors.theta_sd ** 2 if prior_cov is None
                  else torch.linalg.inv(torch.from_numpy(np.asarray(prior_cov, dtype=np.float64))))
-    theta = mean.repeat(y.shape[0], 1).clone().requires_grad_()
+    theta = (mean.clone() if mean.dim() == 2 else mean.repeat(y.shape[0], 1)).requires_grad_()
 
     def loss():
         centred = theta - mean

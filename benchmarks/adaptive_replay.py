@@ -158,7 +158,7 @@ def print_curve(curve: Curve) -> None:
             row += f"{ada:>20.4f}{ada / fixed:>9.2f}{ada / rand:>10.2f}{curve.spearman(n, way):>10.3f}"
         print(row)
     if 20 in SIZES:
-        print(f"  targets at n = 20: adaptive / fixed <= 0.70, adaptive / random <= 0.50, Spearman >= 0.95")
+        print("  targets at n = 20: adaptive / fixed <= 0.70, adaptive / random <= 0.50, Spearman >= 0.95")
 
 
 def plot(curves: dict[str, Curve], path: Path) -> None:

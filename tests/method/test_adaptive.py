@@ -7,7 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from merge3_plugin.adaptive import AdaptivePolicy, choose_items, information, run_adaptive
+from merge3_plugin.adaptive import (
+    AdaptivePolicy,
+    choose_items,
+    information,
+    run_adaptive,
+)
 from merge3_plugin.errors import UserError
 from merge3_plugin.estimation import pirt_of
 from merge3_plugin.irt import ItemParams, simulate

@@ -17,6 +17,7 @@ pay to move each candidate to the GPU (transfer) and the GPU's peak memory.
 from __future__ import annotations
 
 import argparse
+import gc
 import subprocess
 import sys
 import tempfile
@@ -145,10 +146,13 @@ def main() -> None:
                      for d in np.linspace(0.3, 0.7, args.repeats)]
             cached = merger.ranks.used_bytes / 2 ** 20 if merger.ranks is not None else 0.0
             row[cache] = (float(np.median(times)), first, cached)
+            del merger  # its inputs and ranks go before the next merger measures its room
+            gc.collect()
+            if gpu:
+                torch.cuda.empty_cache()
         (off, _, _), (on, first, cached) = row[False], row[True]
         print(f"{method:<20}{off:>8.3f}{on:>8.3f}{off / on:>7.1f}x{off / eval_s:>12.1%}{on / eval_s:>11.1%}"
               f"{first:>9.2f}{cached:>11.1f}")
-        del merger
 
     if args.scale:
         print("\nlarger models (random weights, same tokenizer and task; task_arithmetic):")

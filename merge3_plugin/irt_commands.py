@@ -92,6 +92,8 @@ def run_estimate(args: argparse.Namespace) -> int:
     from .estimation import anchor_scores_of, estimate
 
     bundle = Bundle.load(args.bundle)
+    if getattr(args, "adaptive", None):
+        return run_adaptive_estimate(args, bundle)
     bundle.require_anchors(args.bundle)
     matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
     anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
@@ -121,6 +123,44 @@ def run_estimate(args: argparse.Namespace) -> int:
     print(f"{'model':<28}{'anchors':>8}" + "".join(f"{n:>9}" for n in names))
     for r in records:
         print(f"{r['model']:<28}{r['n_anchors']:>8}" + "".join(f"{r['estimates'][n]:>9.3f}" for n in names))
+    return 0
+
+
+def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
+    """`merge3 estimate --adaptive N`: each model's adaptive test replayed on its logs (the items are chosen
+    among those it answered; no anchors needed), its estimate beside the mean of every item it answered."""
+    from .adaptive import AdaptivePolicy, run_adaptive
+    from .bundle_responses import endpoint_abilities, responses_for_bundle
+
+    policy = AdaptivePolicy(max_items=args.adaptive)
+    policy.check(bundle.n_items, f"--adaptive {args.adaptive} ({bundle.task})")
+    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
+    answers = np.full((len(matrix.models), bundle.n_items), np.nan)
+    answers[:, bundle.columns(matrix.doc_ids)] = matrix.scores
+    mean, cov = bundle.ability_prior()
+    end_names: list[str] = []
+    if args.endpoints:  # a merge: its test starts from its endpoints' mean ability
+        end_names, theta = endpoint_abilities(bundle, args.endpoints)
+        mean = theta.mean(axis=0)
+    run = run_adaptive(bundle.items, lambda asked: [answers[m, cols].tolist() for m, cols in enumerate(asked)],
+                       len(matrix.models), policy, mean, cov, item_weights=bundle.item_weights,
+                       allowed=~np.isnan(answers))
+    records = [{"model": str(model), "task": bundle.task, "metric": bundle.metric, "items_asked": len(run.asked[m]),
+                "asked": [int(bundle.doc_ids[j]) for j in run.asked[m]],
+                "adaptive": float(run.estimate[m]), "se": float(run.se[m]),
+                "items_logged": int((~np.isnan(answers[m])).sum()), "mean_of_logged": float(np.nanmean(answers[m])),
+                **({"endpoints": end_names} if end_names else {})}
+               for m, model in enumerate(matrix.models)]
+    if args.json:
+        print(json.dumps(records, indent=1))
+        return 0
+    print(f"{bundle.task} ({bundle.metric}), adaptive test of up to {policy.max_items} of {bundle.n_items} items"
+          + (f", starting from endpoints {', '.join(end_names)}" if end_names else ""))
+    print(f"{'model':<28}{'asked':>7}{'adaptive':>10}{'s.e.':>7}{'logged':>8}{'mean of logged':>16}")
+    for r in records:
+        print(f"{r['model']:<28}{r['items_asked']:>7}{r['adaptive']:>10.3f}{r['se']:>7.3f}{r['items_logged']:>8}"
+              f"{r['mean_of_logged']:>16.3f}")
+    print("(mean of logged: the plain mean of every item the log holds; with a full log, the true accuracy)")
     return 0
 
 
@@ -207,6 +247,10 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
     est.add_argument("--task", default=None, metavar="NAME",
                      help="the merge3 task whose logs --samples holds, if not merge3_<bundle's task> (its --name)")
     est.add_argument("--json", action="store_true", help="print JSON records instead of a table")
+    est.add_argument("--adaptive", type=int, default=None, metavar="N",
+                     help="instead of the anchors: replay an adaptive test of up to N items on each model's logs "
+                          "(the next items the most informative at its current ability, among those it answered; "
+                          "issue #26); works on logs of the full task, needs no anchors")
     est.set_defaults(func=run_estimate)
 
     rep = sub.add_parser(

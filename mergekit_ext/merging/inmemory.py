@@ -36,8 +36,8 @@ class InMemoryMerger:
         `cache_inputs`: keep the inputs' tensors between candidates (default: when they fit, see
         `InputPlacement.choose`); they then live on the device itself, or in pinned CPU memory when
         the device has no room for them.
-        `cache_ranks`: keep each task vector's magnitude ranks for TIES, breadcrumbs and DELLA in the room
-        the inputs leave (sparsify_cache.py); False sorts them per candidate, as mergekit does."""
+        `cache_ranks`: keep each task vector's magnitude ranks for TIES, breadcrumbs and DELLA in half the
+        room the inputs leave (sparsify_cache.py); False sorts them per candidate, as mergekit does."""
         from mergekit.architecture import get_architecture_info
         from mergekit.config import MergeConfiguration
         from mergekit.io.tasks import LoaderCache
@@ -264,8 +264,9 @@ class InputPlacement:
     - on a CPU, in memory when they take at most a quarter of it (the page cache would keep them anyway);
     - else not kept: read from disk per candidate by mergekit's lazy loader (slow; said once).
 
-    What the inputs leave of that room is the sparsify cache's (`cache_bytes`): on the device with them,
-    on a CPU in host memory; none when the inputs themselves did not fit where the merge runs.
+    Half of what the inputs leave of that room is the sparsify cache's (`cache_bytes`): on the device with
+    them, on a CPU in host memory; none when the inputs themselves did not fit where the merge runs. The
+    other half stays for the merge's own working set (a task vector's sort alone takes 12 bytes a weight).
     """
 
     cached: bool
@@ -283,11 +284,11 @@ class InputPlacement:
             free, total = torch.cuda.mem_get_info(device)
             room = free - total // 5
             if cache_inputs is not False and size <= room:
-                return cls(True, str(device), False, size, room, room - size)
+                return cls(True, str(device), False, size, room, (room - size) // 2)
             host_ok = size <= host // 2 if cache_inputs is None else cache_inputs
             return cls(host_ok, "cpu", host_ok, size, host // 2 if cache_inputs is None else room)
         host_ok = size <= host // 4 if cache_inputs is None else cache_inputs
-        return cls(host_ok, "cpu", False, size, host // 4, max(0, host // 4 - size) if host_ok else 0)
+        return cls(host_ok, "cpu", False, size, host // 4, max(0, host // 4 - size) // 2 if host_ok else 0)
 
     def describe(self) -> str:
         size = f"{self.input_bytes / GIB:.2f} GiB"

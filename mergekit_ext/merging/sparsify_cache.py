@@ -137,6 +137,11 @@ class _Entry:
     probe: torch.Tensor
 
 
+def _bits(tensor: torch.Tensor) -> torch.Tensor:
+    """The tensor's bit patterns (so that a NaN equals itself and -0.0 differs from 0.0)."""
+    return tensor.view({1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}[tensor.element_size()])
+
+
 def _label(key: Hashable) -> str:
     """A task vector's key as a person reads it: the input tensor's name and model where it has them
     (compat.sparsify_hooked's keys), else the key itself."""
@@ -159,6 +164,7 @@ class SparsifyCache:
         self._original = original
         self._entries: dict[Hashable, _Entry] = {}
         self._refused: set = set()
+        self._said_full = False
 
     def sparsify(self, key: Hashable, tensor: torch.Tensor, density: float, method: SparsificationMethod,
                  gamma: float = 0, epsilon: float = 0, rescale_norm: RescaleNorm | None = None) -> torch.Tensor:
@@ -178,9 +184,10 @@ class SparsifyCache:
     def _entry(self, key, rule: _Rule, tensor: torch.Tensor) -> _Entry | None:
         entry = self._entries.get(key)
         if entry is not None:
-            if torch.equal(tensor.reshape(-1)[entry.probe_at], entry.probe):
+            if torch.equal(_bits(tensor.reshape(-1)[entry.probe_at]), _bits(entry.probe)):
                 return entry
-            # not the task vector it was sorted from: never cut a mask from someone else's ranks
+            # The key (the tensors a task vector comes from) is what makes a reuse right; the probes are a
+            # tripwire for a broken assumption (inputs changed under the run), caught at those positions only.
             _log.warning("sparsify cache: the task vector %s changed between candidates; it is sorted per "
                          "candidate from now on", _label(key[1]))
             del self._entries[key]
@@ -191,7 +198,8 @@ class SparsifyCache:
             return None
         size = rule.prepared_bytes(tensor)
         if self.used_bytes + size > self.budget_bytes:
-            if not self._refused:
+            if not self._said_full:
+                self._said_full = True
                 _log.warning("sparsify cache: full at %.2f GiB of %.2f GiB; the task vectors that do not fit are "
                              "sorted per candidate, as mergekit does (slower, no more memory)",
                              self.used_bytes / GIB, self.budget_bytes / GIB)

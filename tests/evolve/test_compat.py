@@ -196,3 +196,17 @@ def test_sparsification_of_names_what_each_method_does_to_its_task_vectors():
         "breadcrumbs_ties": SparsificationMethod.magnitude_outliers,
         "della_linear": SparsificationMethod.della_magprune,
         "task_arithmetic": None, "slerp": None, "no_such_method": None}
+
+
+def test_sparsify_hooked_restores_mergekit_when_the_merge_fails():
+    import pytest
+    from mergekit.merge_methods import generalized_task_arithmetic as gta
+    from mergekit.merge_methods.task_adapter import ExecuteMergeMethodTask
+
+    from mergekit_ext.merging.compat import sparsify_hooked
+
+    original = (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group, ExecuteMergeMethodTask.execute)
+    with pytest.raises(RuntimeError, match="boom"):
+        with sparsify_hooked(lambda *a, **k: None):
+            raise RuntimeError("boom")
+    assert (gta.sparsify, gta.GeneralizedTaskArithmeticMerge.merge_group, ExecuteMergeMethodTask.execute) == original

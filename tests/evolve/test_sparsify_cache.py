@@ -29,7 +29,7 @@ def _mergekit(tensor, density, method, seed=None, **kwargs):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("shape", [(40, 24), (70,)])
+@pytest.mark.parametrize("shape", [(40, 24), (70,), (200, 180)])  # the last: int32 ranks
 @pytest.mark.parametrize("method,kwargs", [(MAGNITUDE, {}), (MAGNITUDE, {"rescale_norm": RescaleNorm.l1}),
                                            (OUTLIERS, {"gamma": 0.05}), (OUTLIERS, {"gamma": 0.0}),
                                            (DELLA, {"epsilon": 0.1, "rescale_norm": RescaleNorm.l1})])
@@ -91,6 +91,15 @@ def test_a_task_vector_that_changed_under_its_key_is_never_cut_from_stale_ranks(
     assert "changed between candidates" in caplog.text and cache.used_bytes == 0
     cache.sparsify("w", after, density=0.4, method=MAGNITUDE)
     assert not cache._entries  # once seen changing, that key is sorted per candidate for the rest of the run
+
+
+def test_a_nan_in_a_task_vector_does_not_trip_the_probe():
+    cache = SparsifyCache(budget_bytes=1 << 20)
+    tensor = _task_vector((30, 30), torch.float32)
+    tensor.view(-1)[0] = float("nan")  # a probed position
+    for density in (0.5, 0.3):
+        cache.sparsify("w", tensor, density=density, method=OUTLIERS, gamma=0.01)
+    assert cache.hits == 2 and cache.fallbacks == 0
 
 
 def test_ranks_take_the_smallest_integer_type_that_holds_every_cut():

@@ -67,6 +67,33 @@ def test_estimate_reads_the_anchors_from_real_logs(micro_zoo, fitted):
     assert table.returncode == 0 and "gpirt" in table.stdout and "mpirt" not in table.stdout
 
 
+def test_estimate_adaptive_replays_a_test_on_full_logs_without_anchors(micro_zoo, fitted):
+    """`--adaptive N` on the fit bundle (no anchors): each held-out model is asked N distinct items of the
+    task, chosen among those its log holds; its estimate sits beside the mean of all it answered."""
+    out, _ = fitted
+    responses = micro_zoo.responses_dir
+    run = merge3("estimate", "--bundle", str(out / "fit.json"), "--adaptive", "20", "--json",
+                 "--samples", *(str(responses / name) for name in HELDOUT))
+    assert run.returncode == 0, run.stderr
+    records = {r["model"]: r for r in json.loads(run.stdout)}
+    assert set(records) == set(HELDOUT)
+    bundle = Bundle.load(out / "fit.json")
+    truth = load_responses([responses], "toy_math", "exact_match")
+    for name, r in records.items():
+        assert r["items_asked"] == 20 == len(set(r["asked"])) and set(r["asked"]) <= set(bundle.doc_ids)
+        assert 0 <= r["adaptive"] <= 1 and 0 < r["se"] < 0.5 and r["items_logged"] == 200
+        assert r["mean_of_logged"] == pytest.approx(truth.accuracy()[truth.models.index(name)])
+    table = merge3("estimate", "--bundle", str(out / "fit.json"), "--adaptive", "10", "--samples",
+                   str(responses / "ta-math0.5-rev1"), "--endpoints", str(responses / "expert-math"),
+                   str(responses / "expert-rev"), str(responses / "base"))
+    assert table.returncode == 0, table.stderr
+    assert "starting from endpoints expert-math, expert-rev, base" in table.stdout and "ta-math0.5-rev1" in table.stdout
+    too_many = merge3("estimate", "--bundle", str(out / "fit.json"), "--adaptive", "201", "--samples",
+                      str(responses / "base-s350"))
+    assert too_many.returncode == 2 and "--adaptive 201 (toy_math): 201 items asked for, but the split has only 200" \
+        in too_many.stderr and "Traceback" not in too_many.stderr
+
+
 def test_report_prints_the_error_table_and_draws_the_calibration_plot(micro_zoo, fitted, tmp_path):
     out, _ = fitted
     plot = tmp_path / "calibration.png"

@@ -87,7 +87,7 @@ def test_estimate_adaptive_replays_a_test_on_full_logs_without_anchors(micro_zoo
                    str(responses / "ta-math0.5-rev1"), "--endpoints", str(responses / "expert-math"),
                    str(responses / "expert-rev"), str(responses / "base"))
     assert table.returncode == 0, table.stderr
-    assert "starting from endpoints expert-math, expert-rev, base" in table.stdout and "ta-math0.5-rev1" in table.stdout
+    assert "starting from endpoints base, expert-math, expert-rev" in table.stdout and "ta-math0.5-rev1" in table.stdout
     too_many = merge3("estimate", "--bundle", str(out / "fit.json"), "--adaptive", "201", "--samples",
                       str(responses / "base-s350"))
     assert too_many.returncode == 2 and "--adaptive 201 (toy_math): 201 items asked for, but the split has only 200" \

@@ -42,7 +42,8 @@ def _tasks_build(args: argparse.Namespace) -> int:
         target = (args.out or user_tasks_dir()).expanduser() / f"{name}.yaml"
         previous = target.read_text(encoding="utf-8") if target.is_file() else None
     out = build_task(args.bundle, args.out or user_tasks_dir(), base_yaml=args.base_yaml, base_task=args.base_task,
-                     name=args.name, endpoint_samples=args.endpoint_samples, force=args.force)
+                     name=args.name, endpoint_samples=args.endpoint_samples, force=args.force,
+                     num_fewshot=args.num_fewshot)
     from .task_files import lock_anchors
 
     # an imported bundle: its anchors matched by content now, if the dataset is at hand; a refusal puts back
@@ -96,6 +97,9 @@ def merge3_add_commands(subparsers: Any) -> None:
     tbuild.add_argument("--name", default=None, help="task name (default merge3_<bundle's task>); the name of a task merge3 ships is refused")
     tbuild.add_argument("--endpoint-samples", nargs="*", type=Path, default=None, metavar="PATH",
                         help="lm-eval logs of the endpoints of the merges you will evaluate (adds mp-IRT, gmp-IRT)")
+    tbuild.add_argument("--num-fewshot", type=int, default=None, metavar="N",
+                        help="run the task N-shot (default: the base task's shots); e.g. the leaderboard's shots that "
+                             "an imported bundle's parameters assume, which lm-eval's --num_fewshot also sets per run")
     tbuild.add_argument("--out", type=Path, default=None, help="folder to write into (default: the user task folder)")
     tbuild.add_argument("--force", action="store_true", help="replace an existing YAML of that name")
     tbuild.set_defaults(func=_tasks_build)

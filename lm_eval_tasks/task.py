@@ -180,6 +180,8 @@ class Merge3Task(ConfigurableTask):
         merged["metadata"].setdefault("version", 1.0 if self._bundle is None else self._bundle.task_version or 1.0)
         if self._bundle is not None and metadata.get("merge3_protocol_shots") and self._bundle.protocol:
             merged["num_fewshot"] = self._bundle.protocol["num_fewshot"]
+        if config.get("num_fewshot") is not None:  # the task's own (`merge3 tasks build --num-fewshot N`)
+            merged["num_fewshot"] = int(config["num_fewshot"])
         self._endpoint_theta = None if self._bundle is None else self._endpoints(name, metadata)
         self._estimator_names = self._estimators()  # fixed for the task's life; read per document
         self._key_of_hash: dict[str, int] = {}

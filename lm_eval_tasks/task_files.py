@@ -84,7 +84,7 @@ def user_tasks_dir() -> Path:
 
 
 def task_yaml(name: str, bundle_path: Path, base_yaml: Path | None, base_task: str | None,
-              endpoint_samples: list[Path] | None = None) -> str:
+              endpoint_samples: list[Path] | None = None, num_fewshot: int | None = None) -> str:
     metadata: dict = {"merge3_bundle": str(bundle_path)}
     if base_yaml is not None:
         metadata["merge3_base_yaml"] = str(base_yaml)
@@ -92,14 +92,15 @@ def task_yaml(name: str, bundle_path: Path, base_yaml: Path | None, base_task: s
         metadata["merge3_base_task"] = base_task
     if endpoint_samples:
         metadata["merge3_endpoint_samples"] = [str(p) for p in endpoint_samples]
-    body = yaml.safe_dump({"task": name, "tag": ["merge3"], "metadata": metadata}, sort_keys=False)
+    shots = {} if num_fewshot is None else {"num_fewshot": int(num_fewshot)}  # else the base task's
+    body = yaml.safe_dump({"task": name, "tag": ["merge3"], **shots, "metadata": metadata}, sort_keys=False)
     # lm-eval resolves `!function` tags; safe_dump cannot write one, so the class line is added as text
     return f"# written by `merge3 tasks build`; see merge3_lm_eval_tasks/task.py\nclass: !function {CLASS_REF}\n{body}"
 
 
 def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, base_task: str | None = None,
                name: str | None = None, endpoint_samples: list[Path] | None = None, force: bool = False,
-               known_tasks: set[str] | None = None) -> Path:
+               known_tasks: set[str] | None = None, num_fewshot: int | None = None) -> Path:
     """A merge3 task YAML in `out_dir` for the bundle; `known_tasks`: lm-eval's task names, if the caller
     has them (else lm-eval's own index is built to check `base_task`, about 20 s)."""
     bundle_path = bundle_path.expanduser().resolve()
@@ -107,6 +108,8 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     bundle.require_anchors(bundle_path)
     if (base_yaml is None) == (base_task is None):
         raise UserError("give exactly one of base_yaml (the base task's lm-eval YAML) and base_task (a built-in's name)")
+    if num_fewshot is not None and int(num_fewshot) < 0:
+        raise UserError("a number of shots, 0 or more", param="num_fewshot", value=num_fewshot)
     if base_yaml is not None:
         base_yaml = base_yaml.expanduser().resolve()
         if not base_yaml.is_file():
@@ -128,7 +131,7 @@ def build_task(bundle_path: Path, out_dir: Path, base_yaml: Path | None = None, 
     if out.exists() and not force:
         raise UserError(f"{out}: exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(out, task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples))
+    write_atomic(out, task_yaml(name, bundle_path, base_yaml, base_task, endpoint_samples, num_fewshot))
     return out
 
 
@@ -144,7 +147,7 @@ def lock_anchors(task_yaml_path: Path, previous: str | None = None) -> str | Non
     if not bundle.content_keyed:
         return None
     try:
-        task = Merge3Task(config={"task": cfg["task"], "metadata": cfg["metadata"]})
+        task = Merge3Task(config={k: cfg[k] for k in ("task", "metadata", "num_fewshot") if k in cfg})
         n = len(task.eval_docs)
     except Merge3ConfigError as err:
         if previous is None:

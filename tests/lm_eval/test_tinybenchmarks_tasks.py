@@ -120,6 +120,33 @@ def test_tasks_build_matches_and_locks_now(world, tmp_path):
     assert "matched the 100 anchors by content" in run.stdout and lock_path(bundle_path).exists()
 
 
+def test_tasks_build_num_fewshot_runs_the_task_as_the_parameters_assume(world, tmp_path, capsys):
+    """A 0-shot base task, built --num-fewshot 25 (the leaderboard's shots of the imported parameters): the
+    YAML says 25, the task runs 25-shot and does not warn; without it, the base's 0 shots and the warning."""
+    import yaml
+
+    from merge3_lm_eval_tasks.task import Merge3Task
+
+    root, _, _, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    run = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc0.yaml"),
+                 "--name", "merge3_arc25", "--num-fewshot", "25", "--out", str(tmp_path / "tasks"))
+    assert run.returncode == 0, run.stderr
+    text = (tmp_path / "tasks" / "merge3_arc25.yaml").read_text()
+    cfg = yaml.safe_load(text.split("\n", 2)[2])  # after the comment and the `class: !function` line
+    assert cfg["num_fewshot"] == 25
+    capsys.readouterr()
+    assert Merge3Task(config=cfg).config.num_fewshot == 25
+    assert "warning" not in capsys.readouterr().err
+    plain = _task({"merge3_base_yaml": str(root / "arc0.yaml"), "merge3_bundle": str(bundle_path)})
+    assert plain.config.num_fewshot == 0 and "runs 0-shot" in capsys.readouterr().err
+    bad = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc0.yaml"),
+                 "--name", "merge3_arc_bad", "--num-fewshot", "-1", "--out", str(tmp_path / "tasks"))
+    assert bad.returncode == 2 and "--num-fewshot -1: a number of shots" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "tasks" / "merge3_arc_bad.yaml").exists()
+
+
 def test_ready_configs_switch_to_the_imported_bundle(world, monkeypatch, tmp_path):
     from merge3_lm_eval_tasks.task import with_tinybenchmarks
 

@@ -13,15 +13,20 @@ from .irt import fit_ability
 from .responses import NoSamples, ResponseMatrix, load_responses
 
 
-def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | None = None) -> ResponseMatrix:
+def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | None = None,
+                         bundle_path: Path | None = None) -> ResponseMatrix:
     """Samples of the bundle's task, checked item by item against the bundle's doc hashes. Logs of
     its merge3 task (`merge3_task`, by default `merge3_<task>`: the anchors only, numbered from 0)
     count too, their items matched to the bundle's by doc_hash; a model with both keeps the full
-    task's answers."""
+    task's answers. An imported bundle (`bundle_path` given): its merge3 task's logs, each anchor found
+    by the doc_hash its lock file pinned (anchor_lock.py)."""
     if bundle.content_keyed:
-        raise UserError(f"the {bundle.task} bundle is imported ({bundle.item_order} item order, anchors matched by "
-                        "content): reading lm-eval logs against it is not supported yet; its estimates are the "
-                        f"metrics of its merge3 task (lm_eval --tasks merge3_{bundle.task} ...)")
+        if bundle_path is None:
+            raise UserError(f"the {bundle.task} bundle is imported ({bundle.item_order} item order, anchors matched "
+                            "by content): only its anchors can be read from logs, and this command needs every "
+                            f"item; its estimates are the metrics of its merge3 task (lm_eval --tasks "
+                            f"merge3_{bundle.task} ...), or `merge3 estimate` on that task's logs")
+        return _through_lock(bundle, bundle_path, paths, merge3_task or f"merge3_{bundle.task}")
     reduced = merge3_task or f"merge3_{bundle.task}"
     found = []
     for task in (bundle.task, reduced):
@@ -45,6 +50,36 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | N
             raise UserError(f"doc_id {doc_id} of {bundle.task}: the samples ({', '.join(matrix.sources.values())}) "
                             "and the bundle disagree on the document (another task version or order)")
     return matrix
+
+
+def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: str) -> ResponseMatrix:
+    """The merge3 task's logs of an imported bundle, each document numbered as the bundle's anchor it is:
+    by the doc_hash that the bundle's lock pinned for it (for any base task the lock holds)."""
+    from . import anchor_lock
+
+    position_of: dict[str, int] = {}
+    for base in anchor_lock.read(bundle_path)["tasks"]:
+        pinned = anchor_lock.locked(bundle, bundle_path, base)
+        for position, doc_hash in zip(bundle.anchors.doc_ids, pinned.doc_hashes):
+            position_of.setdefault(doc_hash, position)
+    if not position_of:
+        raise UserError(f"{bundle_path}: its anchors have not been matched to any task's documents yet (no entry "
+                        f"in {anchor_lock.lock_path(bundle_path)}); run `merge3 tasks build --bundle {bundle_path} "
+                        "--base-task TASK` or the merge3 task once, with the dataset available")
+    try:
+        matrix = load_responses(paths, task, bundle.metric, bundle.filter)
+    except NoSamples:
+        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} (run lm_eval on the merge3 "
+                        "task with --log_samples --output_path; a merge3 task of another name: --task NAME)") from None
+    unknown = [d for d, h in zip(matrix.doc_ids, matrix.doc_hashes) if h not in position_of]
+    if unknown:
+        raise UserError(f"{', '.join(matrix.sources.values())}: {len(unknown)} document(s) of {task} (doc_id "
+                        f"{unknown[0]}, ...) are none of the anchors {anchor_lock.lock_path(bundle_path).name} pinned "
+                        "(another dataset version, or the logs of another bundle's task)")
+    ids = [position_of[h] for h in matrix.doc_hashes]
+    order = np.argsort(ids, kind="stable")
+    return replace(matrix, task=bundle.task, doc_ids=[ids[j] for j in order],
+                   doc_hashes=[matrix.doc_hashes[j] for j in order], scores=matrix.scores[:, order])
 
 
 def _numbered_as_in(bundle: Bundle, matrix: ResponseMatrix) -> ResponseMatrix:
@@ -79,9 +114,10 @@ def _combined(full: ResponseMatrix, reduced: ResponseMatrix) -> ResponseMatrix:
                    sources=sources)
 
 
-def endpoint_abilities(bundle: Bundle, paths: list[Path]) -> tuple[list[str], np.ndarray]:
+def endpoint_abilities(bundle: Bundle, paths: list[Path], bundle_path: Path | None = None,
+                       merge3_task: str | None = None) -> tuple[list[str], np.ndarray]:
     """(model names, abilities) of the models in `paths`, fit on every bundle item their logs hold."""
-    return abilities_of(bundle, responses_for_bundle(bundle, paths))
+    return abilities_of(bundle, responses_for_bundle(bundle, paths, merge3_task, bundle_path))
 
 
 def abilities_of(bundle: Bundle, matrix: ResponseMatrix) -> tuple[list[str], np.ndarray]:

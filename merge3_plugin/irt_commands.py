@@ -95,7 +95,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     if getattr(args, "adaptive", None):
         return run_adaptive_estimate(args, bundle)
     bundle.require_anchors(args.bundle)
-    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
+    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None), bundle_path=args.bundle)
     anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
     keep = ~np.isnan(anchor).all(axis=1)
     for name in np.array(matrix.models)[~keep]:
@@ -105,7 +105,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     ends = None
     end_names: list[str] = []
     if args.endpoints:
-        end_names, theta = endpoint_abilities(bundle, args.endpoints)
+        end_names, theta = endpoint_abilities(bundle, args.endpoints, args.bundle, getattr(args, "task", None))
         ends = np.repeat(theta[None], int(keep.sum()), axis=0)
     results = estimate(bundle, anchor[keep], ends)
     records = []

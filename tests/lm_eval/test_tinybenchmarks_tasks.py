@@ -147,6 +147,41 @@ def test_tasks_build_num_fewshot_runs_the_task_as_the_parameters_assume(world, t
     assert not (tmp_path / "tasks" / "merge3_arc_bad.yaml").exists()
 
 
+def test_estimate_reads_an_imported_bundles_task_logs_through_its_lock(world, tmp_path):
+    """`merge3 estimate` on logs of the merge3 task of an imported bundle: each logged document is the anchor
+    whose doc_hash the lock pinned (its own doc_id in the log means nothing), so the estimates equal merge3's
+    on the same answers in anchor order; a document the lock does not know is refused, naming the file."""
+    from merge3_plugin.bundle import Bundle
+
+    root, _, _, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    no_lock = merge3("estimate", "--bundle", str(bundle_path), "--samples", str(tmp_path))
+    assert no_lock.returncode == 2 and "have not been matched" in no_lock.stderr
+    build = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
+                   "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    assert build.returncode == 0, build.stderr
+    bundle = Bundle.load(bundle_path)
+    hashes = [row["doc_hash"] for row in json.loads(lock_path(bundle_path).read_text())["tasks"][str(root / "arc.yaml")]["anchors"]]
+    scores = (np.random.default_rng(1).random(100) < 0.55).astype(float)
+    log = tmp_path / "logs" / "model-a" / "samples_merge3_my_arc_2026-12-06T10-00-00.jsonl"
+    log.parent.mkdir(parents=True)
+    order = np.random.default_rng(2).permutation(100)  # logged in another order, numbered from 0
+    log.write_text("".join(json.dumps({"doc_id": int(i), "doc_hash": hashes[k], "filter": bundle.filter,
+                                       bundle.metric: float(scores[k])}) + "\n" for i, k in enumerate(order)))
+    run = merge3("estimate", "--bundle", str(bundle_path), "--samples", str(tmp_path / "logs"),
+                 "--task", "merge3_my_arc", "--json")
+    assert run.returncode == 0, run.stderr
+    (record,) = json.loads(run.stdout)
+    expected = estimate(bundle, scores[None])
+    assert record["n_anchors"] == 100
+    assert record["estimates"] == pytest.approx({k: float(v[0]) for k, v in expected.items()}, abs=1e-9)
+    log.write_text(log.read_text().replace(hashes[order[0]], "f" * 64))
+    stranger = merge3("estimate", "--bundle", str(bundle_path), "--samples", str(tmp_path / "logs"),
+                      "--task", "merge3_my_arc")
+    assert stranger.returncode == 2 and "none of the anchors" in stranger.stderr and str(log) in stranger.stderr
+
+
 def test_ready_configs_switch_to_the_imported_bundle(world, monkeypatch, tmp_path):
     from merge3_lm_eval_tasks.task import with_tinybenchmarks
 

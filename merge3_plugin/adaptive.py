@@ -42,6 +42,8 @@ class AdaptivePolicy:
             raise UserError(f"{where}: {self.max_items} items asked for, but the split has only {n_items}")
         if min(self.max_items, self.first, self.per_round) < 1:
             raise UserError(f"{where}: items, first and per_round must be at least 1")
+        if self.criterion not in ("information", "accuracy"):
+            raise UserError(f"{where}: criterion must be information or accuracy, got {self.criterion!r}")
         if self.target_se is not None and not 0 < self.target_se < 0.5:
             raise UserError(f"{where}: target_se must be between 0 and 0.5, got {self.target_se}")
 
@@ -160,8 +162,10 @@ def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[lis
         if not any(requests):
             break
         for m, (columns, scores) in enumerate(zip(requests, answer(requests))):
-            if len(scores) != len(columns):
-                raise ValueError(f"answer() gave {len(scores)} scores for {len(columns)} items of model {m}")
+            if len(scores) != len(columns) or np.isnan(np.asarray(scores, dtype=float)).any():
+                # an unanswered item would look unasked and be asked again
+                raise ValueError(f"answer() gave {len(scores)} scores for {len(columns)} items of model {m}, "
+                                 "each must be a number")
             observed[m, columns] = scores
             asked_order[m].extend(columns)
         theta = fit_ability(items, observed, prior_mean=mean, prior_cov=np.asarray(prior_cov, dtype=np.float64))

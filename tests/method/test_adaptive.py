@@ -103,8 +103,16 @@ def test_a_merge_starts_where_its_endpoints_are():
     (AdaptivePolicy(max_items=51), "only 50"),
     (AdaptivePolicy(max_items=10, per_round=0), "at least 1"),
     (AdaptivePolicy(max_items=10, target_se=0.7), "target_se"),
+    (AdaptivePolicy(max_items=10, criterion="fisher"), "criterion"),
 ])
 def test_a_policy_the_split_cannot_serve_is_a_clear_error(policy, message):
     items, _, answers = simulate(2, 50, 1, seed=7)
     with pytest.raises(UserError, match=message):
         run_adaptive(items, _lookup(answers), 2, policy, np.zeros(1), np.eye(1))
+
+
+def test_an_answer_missing_a_score_is_refused_rather_than_asked_again():
+    items, _, answers = simulate(2, 30, 1, seed=8)
+    with pytest.raises(ValueError, match="each must be a number"):
+        run_adaptive(items, lambda asked: [[float("nan")] * len(cols) for cols in asked], 2,
+                     AdaptivePolicy(max_items=10), np.zeros(1), np.eye(1))

@@ -211,7 +211,7 @@ def _run_build(preset: Preset, seed: int, root: Path, n_workers: int | None, pro
         pending.append(job)
     n_workers = n_workers or min(4, os.cpu_count() or 1)
     clock = BuildClock({j.key: job_units(j.kind, j.args, preset.n_test, len(TASKS)) for j in pending},
-                       {j.key: j.kind for j in pending}, n_workers)
+                       {j.key: j.kind for j in pending}, n_workers, priors=preset.pretrained is None)
     # tqdm's own forecast counts jobs, which differ a thousandfold in work: ours weighs them (eta.py)
     bar = tqdm(total=len(jobs), initial=len(jobs) - len(pending), desc="zoo build", unit="job",
                disable=not progress, file=sys.stderr, dynamic_ncols=True,

@@ -31,7 +31,12 @@ def job_units(kind: str, args: tuple, n_items: int, n_tasks: int) -> float:
 
 
 class BuildClock:
-    def __init__(self, units: dict[str, float], kinds: dict[str, str], workers: int, now: float | None = None):
+    def __init__(self, units: dict[str, float], kinds: dict[str, str], workers: int, now: float | None = None,
+                 priors: bool = True):
+        """`priors`: whether PRIOR_SECONDS_PER_UNIT describes these jobs (worlds trained from scratch, the size
+        of those it was measured on); if not (a pre-trained base, hundreds of times slower per sample), there
+        is no forecast until a job is done."""
+        self.priors = priors
         self.units = dict(units)  # job key -> its work, for the jobs still to do
         self.kinds = kinds
         self.workers = max(1, workers)
@@ -54,14 +59,19 @@ class BuildClock:
                 return self.seconds[other] / units * PRIOR_SECONDS_PER_UNIT[kind] / PRIOR_SECONDS_PER_UNIT[other]
         return PRIOR_SECONDS_PER_UNIT[kind]
 
-    def seconds_left(self, now: float | None = None) -> float:
+    def seconds_left(self, now: float | None = None) -> float | None:
         """Wall seconds left: the work left at the rates known when a job last finished, less the time
-        since (never below a second's worth while jobs remain)."""
+        since (never below a second's worth while jobs remain); None while nothing is known (no priors,
+        no job done)."""
+        if self.units and not self.priors and not any(self.done_units.values()):
+            return None
         work = sum(units * self.rate(self.kinds[key]) for key, units in self.units.items()) / self.workers
         since = (time.monotonic() if now is None else now) - self.last_change
         return max(work - since, 1.0 if self.units else 0.0)
 
 
-def format_left(seconds: float) -> str:
+def format_left(seconds: float | None) -> str:
+    if seconds is None:
+        return "timing the first job"
     minutes, secs = divmod(int(round(seconds)), 60)
     return f"~{minutes}:{secs:02d} left"

@@ -35,3 +35,14 @@ def test_the_forecast_counts_down_while_a_job_runs_and_never_reaches_zero_before
     assert clock.seconds_left(now=start + 100.0) == 1.0  # late, but not done: a second, never zero
     clock.finished("base", start + 100.0, now=start + 100.0)
     assert clock.seconds_left(now=start + 100.0) == 0.0
+
+
+def test_without_priors_there_is_no_forecast_until_a_job_is_done():
+    """A world on a pre-trained base: the priors (measured on tiny models trained from scratch) would say
+    seconds for a build of minutes; it says it is timing the first job instead."""
+    clock = BuildClock({"expert": 1000.0, "eval:expert": 800.0}, {"expert": "train", "eval:expert": "eval"},
+                       workers=1, now=0.0, priors=False)
+    assert clock.seconds_left(now=30.0) is None and format_left(None) == "timing the first job"
+    clock.finished("expert", 100.0, now=100.0)
+    eval_rate = 0.1 * PRIOR_SECONDS_PER_UNIT["eval"] / PRIOR_SECONDS_PER_UNIT["train"]
+    assert clock.seconds_left(now=100.0) == pytest.approx(800 * eval_rate)

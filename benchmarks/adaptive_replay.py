@@ -34,14 +34,13 @@ from scipy.stats import spearmanr
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from irt_estimate import METRIC, random_baseline  # noqa: E402
+from irt_estimate import METRIC, SYNTHETIC, random_baseline, synthetic_split  # noqa: E402
 
-from merge3_plugin.adaptive import AdaptivePolicy, run_adaptive  # noqa: E402
+from merge3_plugin.adaptive import AdaptivePolicy, replay, run_adaptive  # noqa: E402
 from merge3_plugin.estimation import estimate  # noqa: E402
 from merge3_plugin.extraction import extract  # noqa: E402
 from merge3_plugin.fitting import fit_bundle  # noqa: E402
-from merge3_plugin.irt import simulate  # noqa: E402
-from merge3_plugin.responses import ResponseMatrix, load_responses  # noqa: E402
+from merge3_plugin.responses import load_responses  # noqa: E402
 
 SIZES = [5, 10, 20, 50, 100]
 SEEDS = 3
@@ -68,17 +67,17 @@ class Curve:
         return float(spearmanr(*zip(*self.pairs[(n, way)])).statistic)
 
 
-def replay(bundle, answers: np.ndarray, prior_mean: np.ndarray, policy: AdaptivePolicy):
+def adaptive_tests(bundle, answers: np.ndarray, prior_mean: np.ndarray, policy: AdaptivePolicy):
     """Adaptive tests of models whose answers to every item of the bundle are known (models x N)."""
     _, cov = bundle.ability_prior()
-    return run_adaptive(bundle.items, lambda asked: [answers[m, cols].tolist() for m, cols in enumerate(asked)],
-                        len(answers), policy, prior_mean, cov, item_weights=bundle.item_weights)
+    return run_adaptive(bundle.items, replay(answers), len(answers), policy, prior_mean, cov,
+                        item_weights=bundle.item_weights)
 
 
 def measure(curve: Curve, bundle, answers: np.ndarray, truth: np.ndarray, columns_of, prior_mean, ends=None,
             rng=None) -> None:
     """One group of held-out models: the three ways at every n, into `curve`."""
-    runs = {way: replay(bundle, answers, prior_mean, AdaptivePolicy(max_items=max(SIZES), criterion=criterion))
+    runs = {way: adaptive_tests(bundle, answers, prior_mean, AdaptivePolicy(max_items=max(SIZES), criterion=criterion))
             for way, criterion in ADAPTIVE.items()}
     for n in SIZES:
         curve.err.setdefault((n, "random mean"), []).extend(random_baseline(answers, n, rng).tolist())  # |errors|
@@ -133,12 +132,8 @@ def toy_world(preset: str, folds: int, tasks: list[str] | None) -> dict[str, Cur
 
 def synthetic() -> Curve:
     started = time.perf_counter()
-    n_fit, n_test, n_items, dims = 200, 100, 400, 2
-    _, _, y = simulate(n_fit + n_test, n_items, dims, seed=0)
-    fit_matrix = ResponseMatrix("synthetic", "acc", "none", [f"m{i}" for i in range(n_fit)], list(range(n_items)),
-                                ["-"] * n_items, y[:n_fit])
-    bundle = fit_bundle(fit_matrix, dims=dims)
-    test = y[n_fit:]
+    n_fit, n_test, n_items, dims = SYNTHETIC.values()
+    bundle, _, test = synthetic_split()
     curve = Curve()
     measure(curve, bundle, test, test.mean(axis=1), np.array, bundle.ability_prior()[0], rng=np.random.default_rng(0))
     print(f"\n== synthetic 2PL: {n_fit} fit models, {n_test} test models, {n_items} items, d = {dims} "

@@ -131,15 +131,24 @@ def toy_world(preset: str, folds: int, repeats: int, tasks: list[str] | None, di
                         ("anchor", "pirt", "gpirt", "mpirt", "gmpirt"))
 
 
-def synthetic(repeats: int) -> None:
-    started = time.perf_counter()
-    n_fit, n_test, n_items, dims = 200, 100, 400, 2
+SYNTHETIC = {"n_fit": 200, "n_test": 100, "n_items": 400, "dims": 2}
+
+
+def synthetic_split():
+    """2PL data with known parameters (SYNTHETIC's sizes, seed 0), a bundle fit on the first n_fit models:
+    (the bundle, the same with the true parameters and abilities, the n_test test models' 0/1 answers)."""
+    n_fit, n_test, n_items, dims = SYNTHETIC.values()
     truth_items, theta, y = simulate(n_fit + n_test, n_items, dims, seed=0)
     fit_matrix = ResponseMatrix("synthetic", "acc", "none", [f"m{i}" for i in range(n_fit)], list(range(n_items)),
                                 ["-"] * n_items, y[:n_fit])
     bundle = fit_bundle(fit_matrix, dims=dims)
-    oracle = replace(bundle, items=truth_items, theta=theta[:n_fit])
-    test = y[n_fit:]
+    return bundle, replace(bundle, items=truth_items, theta=theta[:n_fit]), y[n_fit:]
+
+
+def synthetic(repeats: int) -> None:
+    started = time.perf_counter()
+    n_fit, n_test, n_items, dims = SYNTHETIC.values()
+    bundle, oracle, test = synthetic_split()
     truth = test.mean(axis=1)
     fitted_tally, true_tally = Tally(), Tally()
     rng = np.random.default_rng(0)

@@ -75,6 +75,11 @@ class AdaptiveRun:
         return out
 
 
+def replay(answers: np.ndarray) -> Callable[[list[list[int]]], list[list[float]]]:
+    """`run_adaptive`'s `answer` for models whose answers are known (models x N, e.g. read from logs)."""
+    return lambda asked: [answers[m, columns].tolist() for m, columns in enumerate(asked)]
+
+
 def information(items: ItemParams, theta: np.ndarray, asked: np.ndarray, precision: np.ndarray) -> np.ndarray:
     """The information matrix of one model's ability (d x d) at `theta` after the items `asked` (bool, N)."""
     a = items.alpha[asked]

@@ -76,10 +76,7 @@ def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: st
         raise UserError(f"{', '.join(matrix.sources.values())}: {len(unknown)} document(s) of {task} (doc_id "
                         f"{unknown[0]}, ...) are none of the anchors {anchor_lock.lock_path(bundle_path).name} pinned "
                         "(another dataset version, or the logs of another bundle's task)")
-    ids = [position_of[h] for h in matrix.doc_hashes]
-    order = np.argsort(ids, kind="stable")
-    return replace(matrix, task=bundle.task, doc_ids=[ids[j] for j in order],
-                   doc_hashes=[matrix.doc_hashes[j] for j in order], scores=matrix.scores[:, order])
+    return _renumbered(matrix, bundle.task, [position_of[h] for h in matrix.doc_hashes])
 
 
 def _numbered_as_in(bundle: Bundle, matrix: ResponseMatrix) -> ResponseMatrix:
@@ -89,9 +86,13 @@ def _numbered_as_in(bundle: Bundle, matrix: ResponseMatrix) -> ResponseMatrix:
     if unknown:
         raise UserError(f"{', '.join(matrix.sources.values())}: {len(unknown)} document(s) of {matrix.task} are not "
                         f"items of the {bundle.task} bundle (a merge3 task of another bundle?)")
-    ids = [doc_id_of[h] for h in matrix.doc_hashes]
+    return _renumbered(matrix, bundle.task, [doc_id_of[h] for h in matrix.doc_hashes])
+
+
+def _renumbered(matrix: ResponseMatrix, task: str, ids: list[int]) -> ResponseMatrix:
+    """`matrix` as items of `task` numbered `ids` (one per column), its columns sorted by them."""
     order = np.argsort(ids, kind="stable")
-    return replace(matrix, task=bundle.task, doc_ids=[ids[j] for j in order],
+    return replace(matrix, task=task, doc_ids=[ids[j] for j in order],
                    doc_hashes=[matrix.doc_hashes[j] for j in order], scores=matrix.scores[:, order])
 
 

@@ -129,7 +129,7 @@ def run_estimate(args: argparse.Namespace) -> int:
 def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
     """`merge3 estimate --adaptive N`: each model's adaptive test replayed on its logs (the items are chosen
     among those it answered; no anchors needed), its estimate beside the mean of every item it answered."""
-    from .adaptive import AdaptivePolicy, run_adaptive
+    from .adaptive import AdaptivePolicy, replay, run_adaptive
     from .bundle_responses import endpoint_abilities, responses_for_bundle
 
     policy = AdaptivePolicy(max_items=args.adaptive)
@@ -142,9 +142,8 @@ def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
     if args.endpoints:  # a merge: its test starts from its endpoints' mean ability
         end_names, theta = endpoint_abilities(bundle, args.endpoints)
         mean = theta.mean(axis=0)
-    run = run_adaptive(bundle.items, lambda asked: [answers[m, cols].tolist() for m, cols in enumerate(asked)],
-                       len(matrix.models), policy, mean, cov, item_weights=bundle.item_weights,
-                       allowed=~np.isnan(answers))
+    run = run_adaptive(bundle.items, replay(answers), len(matrix.models), policy, mean, cov,
+                       item_weights=bundle.item_weights, allowed=~np.isnan(answers))
     records = [{"model": str(model), "task": bundle.task, "metric": bundle.metric, "items_asked": len(run.asked[m]),
                 "asked": [int(bundle.doc_ids[j]) for j in run.asked[m]],
                 "adaptive": float(run.estimate[m]), "se": float(run.se[m]),

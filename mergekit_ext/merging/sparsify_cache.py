@@ -170,16 +170,14 @@ class SparsifyCache:
                  gamma: float = 0, epsilon: float = 0, rescale_norm: RescaleNorm | None = None) -> torch.Tensor:
         """mergekit.sparsify.sparsify, for the task vector `key` names (compat.sparsify_hooked's key)."""
         rule = RULES.get(method)
-        if rule is None or not rule.cached(tensor, density, gamma, epsilon):
-            return self._original(tensor, density=density, method=method, gamma=gamma, epsilon=epsilon,
-                                  rescale_norm=rescale_norm)
-        entry = self._entry((method, key, tensor.dtype, tuple(tensor.shape), tensor.device), rule, tensor)
-        if entry is None:
+        if rule is not None and rule.cached(tensor, density, gamma, epsilon):
+            entry = self._entry((method, key, tensor.dtype, tuple(tensor.shape), tensor.device), rule, tensor)
+            if entry is not None:
+                self.hits += 1
+                return rule.cut(tensor, entry.prepared, density, rescale_norm, gamma, epsilon)
             self.fallbacks += 1
-            return self._original(tensor, density=density, method=method, gamma=gamma, epsilon=epsilon,
-                                  rescale_norm=rescale_norm)
-        self.hits += 1
-        return rule.cut(tensor, entry.prepared, density, rescale_norm, gamma, epsilon)
+        return self._original(tensor, density=density, method=method, gamma=gamma, epsilon=epsilon,
+                              rescale_norm=rescale_norm)
 
     def _entry(self, key, rule: _Rule, tensor: torch.Tensor) -> _Entry | None:
         entry = self._entries.get(key)

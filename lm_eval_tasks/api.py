@@ -16,8 +16,8 @@ from .errors import Merge3ConfigError
 from .task_files import CLASS_REF, shipped_tasks_dir
 
 __all__ = ["CLASS_REF", "Merge3ConfigError", "anchor_rungs", "build_tasks", "evaluate_and_log", "evaluate_tasks",
-           "held_out_ids", "is_merge3_task", "measuring_task", "shipped_tasks_dir", "task_config", "task_manager",
-           "wrap_live_model"]
+           "held_out_ids", "is_merge3_task", "measuring_task", "shipped_tasks_dir", "split_items", "split_task",
+           "task_config", "task_manager", "wrap_live_model"]
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # merge3_lm_eval_tasks
 
@@ -70,6 +70,27 @@ def measuring_task(manager, raw: dict):
     return task, load_tasks(manager, [task])
 
 
+def split_task(manager, raw: dict):
+    """A merge3 task over every document of its split (split_task.py) and its task dict: what an adaptive
+    test asks a few documents of at a time (`evaluate_tasks(..., samples=...)`)."""
+    from .split_task import SplitTask
+
+    task = SplitTask(config=_class_config(raw))
+    return task, load_tasks(manager, [task])
+
+
+def split_items(name: str, raw: dict) -> int:
+    """The number of items an adaptive test can ask of a merge3 task (its bundle's split), checked without
+    loading any dataset; Merge3ConfigError when the task has no bundle whose items map to documents."""
+    from .split_task import check_split_bundle
+    from .task import _random_anchors, load_bundle, with_tinybenchmarks
+
+    metadata = with_tinybenchmarks(name, dict(raw.get("metadata") or {}))
+    bundle = None if _random_anchors(name, metadata) else load_bundle(name, metadata)
+    check_split_bundle(name, bundle)
+    return bundle.n_items
+
+
 def held_out_ids(n_docs: int, anchor_ids, items: int, seed: int) -> list[int]:
     """The documents a held-out task scores: a seeded sample of those outside the anchors (held_out.py)."""
     from .held_out import held_out_ids as ids
@@ -95,11 +116,13 @@ def wrap_live_model(model, tokenizer, batch_size: int | str, device: str, **extr
     return HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size, device=device, **extra)
 
 
-def evaluate_tasks(lm, task_dict: dict, limit: int | None = None, log_samples: bool = False) -> dict:
-    """lm-eval's `evaluate` on prebuilt tasks, quietly (no index, no environment report)."""
+def evaluate_tasks(lm, task_dict: dict, limit: int | None = None, log_samples: bool = False,
+                   samples: dict[str, list[int]] | None = None) -> dict:
+    """lm-eval's `evaluate` on prebuilt tasks, quietly (no index, no environment report). `samples`:
+    {task name: document positions}, only those documents (lm-eval's own selection, 0.4.9+)."""
     from lm_eval.evaluator import evaluate
 
-    return evaluate(lm, task_dict, limit=limit, log_samples=log_samples, verbosity="ERROR")
+    return evaluate(lm, task_dict, limit=limit, samples=samples, log_samples=log_samples, verbosity="ERROR")
 
 
 _MANAGERS: dict[str, object] = {}

@@ -38,7 +38,7 @@ from lm_eval.api.task import ConfigurableTask
 from merge3_plugin.bundle import Bundle
 from merge3_plugin.errors import UserError
 from merge3_plugin.files import cache_root
-from merge3_plugin.plugins import endpoint_estimators, names
+from merge3_plugin.plugins import adaptive_estimators, endpoint_estimators, names
 
 from .compat import doc_hash, load_yaml
 from .errors import Merge3ConfigError  # noqa: F401  (task.Merge3ConfigError, as before)
@@ -241,9 +241,11 @@ class Merge3Task(ConfigurableTask):
     def _estimators(self) -> list[str]:
         if self._bundle is None:
             return []
-        # every registered estimator is a metric, a third party's too; those needing endpoints only with them
-        needs_endpoints = endpoint_estimators()
-        return [e for e in names("estimator") if self._endpoint_theta is not None or e not in needs_endpoints]
+        # every registered estimator is a metric, a third party's too; those needing endpoints only with them.
+        # Adaptive ones choose items as they go, which one lm-eval run cannot: the evolve loop runs them.
+        needs_endpoints, adaptive = endpoint_estimators(), adaptive_estimators()
+        return [e for e in names("estimator") if e not in adaptive
+                and (self._endpoint_theta is not None or e not in needs_endpoints)]
 
     # -- lm-eval hooks ---------------------------------------------------------------------------
     def aggregation(self) -> dict:

@@ -77,3 +77,19 @@ class FunctionEstimator:
 
     def __call__(self, state: Estimation) -> np.ndarray | None:
         return self.function(state)
+
+
+@dataclass(frozen=True)
+class AdaptiveEstimator:
+    """An `Estimator` that chooses each model's items as it goes (merge3_plugin/adaptive.py) instead of
+    reading fixed anchors: the evolve loop runs its test per candidate (`estimator: adaptive`,
+    `items: N`). `criterion` ranks the unasked items: "information" (Fisher information, D-optimal for
+    d > 1) or "accuracy" (the largest drop in the predicted accuracy's variance). An lm-eval task cannot
+    adapt within one run, so on fixed anchors it does not apply (None) and merge3_* tasks do not report it."""
+
+    criterion: str = "information"
+    needs_endpoints: bool = False  # a merge's test starts from its endpoints' ability when they are known
+    adaptive: bool = True
+
+    def __call__(self, state: Estimation) -> np.ndarray | None:
+        return None

@@ -90,3 +90,9 @@ def endpoint_estimators(pm: pluggy.PluginManager | None = None) -> list[str]:
 
     return [name for name, est in registry("estimator", pm).items()
             if isinstance(est, Estimator) and est.needs_endpoints]
+
+
+def adaptive_estimators(pm: pluggy.PluginManager | None = None) -> dict[str, Any]:
+    """Estimators that choose items as they go (`contracts.AdaptiveEstimator`): run per candidate by the
+    evolve loop, never on an lm-eval task's fixed anchors."""
+    return {name: est for name, est in registry("estimator", pm).items() if getattr(est, "adaptive", False) is True}

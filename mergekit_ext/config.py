@@ -35,12 +35,28 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AdaptiveSpec(_Strict):
+    """How an adaptive estimator asks a candidate its `items` (merge3_plugin/adaptive.py)."""
+
+    first: int = Field(5, ge=1, description="items of the first round, chosen at the prior ability")
+    per_round: int = Field(5, ge=1, description="items of every later round, chosen at the ability so far")
+    target_se: float | None = Field(None, gt=0, lt=0.5, description=(
+        "stop a candidate's test early once its estimate's standard error is below this"))
+    prior: Literal["endpoints", "population"] = Field("endpoints", description=(
+        "where a candidate's test starts: its endpoints' mean ability (measured once on the task's anchors "
+        "before the search) or the population's (the bundle's prior; nothing measured)"))
+
+
 class FitnessSpec(_Strict):
     task: str = Field(description="an lm-eval task, usually a merge3_* task")
     metric: str = Field("acc", description="the task's metric, e.g. acc or exact_match")
     estimator: str | None = Field("gpirt", description="merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt, ...), "
                                                       "or null to use the metric as lm-eval reports it")
     weight: float = Field(1.0, description="weight when several entries are folded into one objective")
+    items: int | None = Field(None, ge=1, description=(
+        "adaptive estimators only (estimator: adaptive): the items each candidate is asked, chosen as it goes "
+        "from the whole split of the task's bundle"))
+    adaptive: AdaptiveSpec | None = Field(None, description="adaptive estimators only: how the items are asked")
 
 
 class AlgorithmSpec(BaseModel):
@@ -425,12 +441,34 @@ def _check_space(path: Path, evolve: EvolveSpec) -> None:
 
 
 def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
-    """Every fitness entry's estimator is a registered one (found here, before any model loads)."""
+    """Every fitness entry's estimator is a registered one, and an adaptive one has its `items` (found
+    here, before any model loads; the items are checked against the task's split with the task index)."""
     available = registry("estimator")
     for where, spec in evolve.fitness_entries():
         if spec.estimator is not None and spec.estimator not in available:
             raise UserError(f"{path}: field '{where}.estimator': "
                             f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")
+        adaptive = is_adaptive(spec)
+        if adaptive and spec.items is None:
+            raise UserError(f"{path}: field '{where}.items': estimator {spec.estimator} asks each candidate a "
+                            "number of items as it goes; say how many (e.g. items: 10)")
+        for field in ("items", "adaptive"):
+            if not adaptive and getattr(spec, field) is not None:
+                raise UserError(f"{path}: field '{where}.{field}': only an adaptive estimator (adaptive, "
+                                f"adaptive-accuracy) takes it; estimator {spec.estimator} reads the task's fixed anchors")
+        if adaptive and evolve.racing and spec in evolve.fitness:
+            raise UserError(f"{path}: field '{where}.estimator': racing promotes over fixed anchor rungs; an "
+                            "adaptive estimator chooses each candidate's items (drop racing, or use gpirt)")
+        if adaptive and spec.adaptive is not None and spec.adaptive.first > spec.items:
+            raise UserError(f"{path}: field '{where}.adaptive.first': {spec.adaptive.first} first items, but "
+                            f"items is {spec.items}")
+
+
+def is_adaptive(spec: FitnessSpec) -> bool:
+    """Whether a fitness entry's estimator chooses items as it goes (contracts.AdaptiveEstimator)."""
+    from merge3_plugin.plugins import adaptive_estimators
+
+    return spec.estimator is not None and spec.estimator in adaptive_estimators()
 
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:

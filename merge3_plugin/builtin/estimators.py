@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..contracts import FunctionEstimator
+from ..contracts import AdaptiveEstimator, FunctionEstimator
 from ..hookspecs import hookimpl
 
 if TYPE_CHECKING:  # registering the plugin must not import torch
@@ -54,4 +54,6 @@ def merge3_estimators():
     # the order is the one tables and lm-eval metrics list them in
     return {"anchor": FunctionEstimator(anchor), "pirt": FunctionEstimator(pirt), "gpirt": FunctionEstimator(gpirt),
             "mpirt": FunctionEstimator(mpirt, needs_endpoints=True),
-            "gmpirt": FunctionEstimator(gmpirt, needs_endpoints=True)}
+            "gmpirt": FunctionEstimator(gmpirt, needs_endpoints=True),
+            # asked per candidate in the evolve loop, not on fixed anchors (contracts.AdaptiveEstimator)
+            "adaptive": AdaptiveEstimator("information"), "adaptive-accuracy": AdaptiveEstimator("accuracy")}

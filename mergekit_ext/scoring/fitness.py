@@ -20,7 +20,8 @@ from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import endpoint_estimators, unknown_name
 
-from ..config import EvolveConfig, FitnessSpec
+from ..config import EvolveConfig, FitnessSpec, is_adaptive
+from .adaptive_fitness import AdaptiveScorer
 
 
 @dataclass
@@ -32,9 +33,14 @@ class Score:
 
 
 def needs_endpoints(specs: list[FitnessSpec]) -> bool:
-    """Whether any fitness entry uses an estimator that needs the merge's endpoints (mp-IRT, gmp-IRT)."""
+    """Whether any fitness entry uses the merge's endpoints' abilities: mp-IRT and gmp-IRT, and an
+    adaptive test that starts from them (adaptive.prior: endpoints, the default)."""
     needed = endpoint_estimators()
-    return any(spec.estimator in needed for spec in specs)
+    return any(spec.estimator in needed or starts_at_endpoints(spec) for spec in specs)
+
+
+def starts_at_endpoints(spec: FitnessSpec) -> bool:
+    return is_adaptive(spec) and (spec.adaptive is None or spec.adaptive.prior == "endpoints")
 
 
 def endpoints_for(config: EvolveConfig, specs: list[FitnessSpec]) -> dict:
@@ -73,10 +79,27 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
             if racing_rungs.setdefault("sizes", rungs) != rungs:
                 raise UserError(f"{config.path}: field '{where}.task': racing needs one ladder of rungs for every "
                                 f"fitness task; {spec.task} has {rungs}, the first {racing_rungs['sizes']}")
-        if needs_endpoints([spec]) and not lm_eval_api.is_merge3_task(task_config(spec, manager)):
+        if is_adaptive(spec):
+            check_adaptive_task(config, spec, manager, where)
+        elif needs_endpoints([spec]) and not lm_eval_api.is_merge3_task(task_config(spec, manager)):
             raise UserError(f"{config.path}: field '{where}.estimator': {spec.estimator} estimates from the merge's "
                             f"endpoints, measured on a merge3 task's anchors, but {spec.task!r} is a plain lm-eval "
                             "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
+
+
+def check_adaptive_task(config: EvolveConfig, spec: FitnessSpec, manager, where: str) -> None:
+    """An adaptive entry's task has IRT parameters for every item of its split, and at least `items` of them."""
+    raw = task_config(spec, manager)
+    if not lm_eval_api.is_merge3_task(raw):
+        raise UserError(f"{config.path}: field '{where}.task': estimator {spec.estimator} chooses items by their IRT "
+                        f"parameters, but {spec.task!r} is a plain lm-eval task (no bundle); use a merge3_* task")
+    try:
+        n_items = lm_eval_api.split_items(spec.task, raw)
+    except lm_eval_api.Merge3ConfigError as err:
+        raise UserError(f"{config.path}: field '{where}.estimator': {err}") from None
+    if spec.items > n_items:
+        raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but the split of "
+                        f"{spec.task} has only {n_items}")
 
 
 def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "evolve.fitness") -> list[int]:
@@ -110,23 +133,33 @@ class Fitness:
                                                                       eval_spec.device, **extra)
         self.manager = share.manager if share else manager or task_manager(config)
         self.specs = specs or config.evolve.fitness
-        self.endpoint_items = 0  # documents evaluated to measure the endpoints' abilities (mp/gmp-IRT)
-        self.tasks = {}
+        self.endpoint_items = 0  # documents evaluated to measure the endpoints' abilities (mp/gmp-IRT, adaptive)
+        self._endpoint_theta: dict[str, list] = {}  # per task, measured once
+        self.tasks = {}  # fixed anchors: lm-eval's task dict per task
+        self.adaptive = {}  # adaptive entries: their scorer per (task, estimator)
         for spec in self.specs:
+            raw = task_config(spec, self.manager)
+            if is_adaptive(spec):
+                if (spec.task, spec.estimator) not in self.adaptive:
+                    theta = self._endpoint_thetas(raw, endpoints) if starts_at_endpoints(spec) else None
+                    self.adaptive[spec.task, spec.estimator] = AdaptiveScorer(self.lm, self.manager, raw, spec, theta)
+                continue
             if spec.task in self.tasks:
                 continue
-            raw = task_config(spec, self.manager)
             if needs_endpoints([spec]):
-                raw = self._with_endpoint_theta(raw, endpoints)
+                meta = {**(raw.get("metadata") or {}), "merge3_endpoint_theta": self._endpoint_thetas(raw, endpoints)}
+                raw = {**raw, "metadata": meta}
             self.tasks[spec.task] = lm_eval_api.build_tasks(self.manager, raw)
 
-    def _with_endpoint_theta(self, raw: dict, endpoints: dict[str, Path]) -> dict:
-        """Measure each endpoint's ability once, on the task's anchors, with the live model (each
+    def _endpoint_thetas(self, raw: dict, endpoints: dict[str, Path]) -> list:
+        """Measure each endpoint's ability once per task, on its anchors, with the live model (each
         endpoint's weights streamed into it in turn; the search's first merge overwrites them)."""
         from merge3_plugin.irt import fit_ability
 
         if not lm_eval_api.is_merge3_task(raw):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
+        if raw["task"] in self._endpoint_theta:
+            return self._endpoint_theta[raw["task"]]
         plain, task_dict = lm_eval_api.measuring_task(self.manager, raw)  # built once: measures every endpoint
         bundle = plain.bundle
         mean, cov = bundle.ability_prior()
@@ -138,9 +171,8 @@ class Fitness:
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
             thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
-        meta = dict(raw.get("metadata") or {})
-        meta["merge3_endpoint_theta"] = thetas
-        return {**raw, "metadata": meta}
+        self._endpoint_theta[raw["task"]] = thetas
+        return thetas
 
     def _anchor_scores(self, task_dict, plain) -> dict[int, float]:
         out = lm_eval_api.evaluate_tasks(self.lm, task_dict, log_samples=True)
@@ -161,6 +193,12 @@ class Fitness:
             items += sum(int(count.get("effective", 0)) for count in (out.get("n-samples") or {}).values())
             details[name] = {k: v for k, v in out["results"][name].items()
                              if isinstance(v, float) and "stderr" not in k}
+        for (name, estimator), scorer in self.adaptive.items():
+            value, asked = scorer()
+            items += len(asked["asked"])
+            task = details.setdefault(name, {})
+            task[f"{scorer.bundle.metric}_{estimator}"] = value
+            task.setdefault("adaptive", {})[estimator] = asked  # the documents asked, in order, and their scores
         values = []
         for spec in self.specs:
             key = f"{spec.metric}_{spec.estimator}" if spec.estimator else spec.metric

@@ -46,6 +46,12 @@ def world(untrained_toy_tasks, tmp_path_factory, tiny_world):
                    "budget": {"evaluations": 4},
                    "include_path": [str(root / "tasks"), str(untrained_toy_tasks / "data")],
                    "include_defaults": False}}
+    # a merge3 task with seeded random anchors: no IRT parameters (what an adaptive estimator cannot use)
+    (root / "tasks" / "merge3_toy_math_random.yaml").write_text(yaml.safe_dump({
+        "task": "merge3_toy_math_random", "class": "!function merge3_lm_eval_tasks.task.Merge3Task",
+        "metadata": {"merge3_base_yaml": str(untrained_toy_tasks / "data" / "toy_math.yaml"),
+                     "merge3_random_anchors": {"size": 20, "seed": 0}}}).replace("'!function", "!function")
+        .replace("Merge3Task'", "Merge3Task"))
     return root, good, untrained_toy_tasks / "data"
 
 
@@ -111,6 +117,23 @@ EVOLVE_CASES = {
     "an endpoint estimator on a task without a bundle": (
         lambda c: c["evolve"]["fitness"][0].update(task="toy_math_l2", estimator="gmpirt"),
         ["field 'evolve.fitness.0.estimator'", "plain lm-eval task"]),
+    "an adaptive estimator without items": (_edit("evolve.fitness.0.estimator", "adaptive"),
+                                            ["field 'evolve.fitness.0.items'", "say how many"]),
+    "items for a fixed-anchor estimator": (_edit("evolve.fitness.0.items", 10),
+                                           ["field 'evolve.fitness.0.items'", "only an adaptive estimator"]),
+    "more adaptive items than the split": (
+        lambda c: c["evolve"]["fitness"][0].update(estimator="adaptive", items=100000),
+        ["field 'evolve.fitness.0.items'", "100000 items per candidate", "has only"]),
+    "an adaptive estimator on a plain task": (
+        lambda c: c["evolve"]["fitness"][0].update(task="toy_math_l2", estimator="adaptive", items=10),
+        ["field 'evolve.fitness.0.task'", "plain lm-eval task"]),
+    "an adaptive estimator on a task without IRT parameters": (
+        lambda c: c["evolve"]["fitness"][0].update(task="merge3_toy_math_random", estimator="adaptive", items=10),
+        ["field 'evolve.fitness.0.estimator'", "merge3_toy_math_random", "random anchors"]),
+    "an adaptive estimator with racing": (
+        lambda c: c["evolve"].update(racing={"eta": 2}, fitness=[{**c["evolve"]["fitness"][0], "estimator": "adaptive",
+                                                                  "items": 10}]),
+        ["field 'evolve.fitness.0.estimator'", "racing"]),
     "an unknown algorithm": (_edit("evolve.algorithm", {"name": "gaa"}),
                              ["field 'evolve.algorithm.name'", "did you mean 'ga'"]),
     "an unknown algorithm option": (_edit("evolve.algorithm", {"name": "ga", "pop_sise": 8}),

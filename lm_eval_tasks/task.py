@@ -88,7 +88,7 @@ def base_config(task: str, metadata: dict) -> dict:
     return cfg
 
 
-def _random_anchors(name: str, metadata: dict) -> tuple[int, int] | None:
+def random_anchors(name: str, metadata: dict) -> tuple[int, int] | None:
     """metadata.merge3_random_anchors {size, seed}: seeded random anchors for a task with no bundle yet."""
     spec = metadata.get("merge3_random_anchors")
     if spec is None:
@@ -155,7 +155,7 @@ def check_task_yaml(path: Path, known_tasks: set[str] | None = None) -> dict:
     if any(str(t).startswith("merge3_") for t in ([tags] if isinstance(tags, str) else tags)):
         raise Merge3ConfigError(f"{path}: a tag matching merge3_* would be caught by --tasks 'merge3_*'")
     metadata = with_tinybenchmarks(name, cfg.get("metadata") or {})
-    random = _random_anchors(name, metadata)
+    random = random_anchors(name, metadata)
     if random is None:
         load_bundle(name, metadata)
     base = metadata.get("merge3_base_task")
@@ -172,7 +172,7 @@ class Merge3Task(ConfigurableTask):
         name = str(config.get("task", "merge3 task"))
         metadata = with_tinybenchmarks(name, dict(config.get("metadata") or {}))
         self._merge3_name = name
-        self._random = _random_anchors(name, metadata)
+        self._random = random_anchors(name, metadata)
         self._bundle = None if self._random else load_bundle(name, metadata)
         self._bundle_path = None if self._bundle is None else _resolve(str(metadata["merge3_bundle"]))
         self._base_name = str(metadata.get("merge3_base_task") or _resolve(str(metadata.get("merge3_base_yaml"))))

@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from merge3_plugin.errors import UserError
-from merge3_plugin.plugins import registry, unknown_name
+from merge3_plugin.plugins import adaptive_estimators, registry, unknown_name
 
 # Known value ranges of mergekit's float parameters; others may take any range the user gives.
 PARAMETER_BOUNDS = {
@@ -50,8 +50,10 @@ class AdaptiveSpec(_Strict):
 class FitnessSpec(_Strict):
     task: str = Field(description="an lm-eval task, usually a merge3_* task")
     metric: str = Field("acc", description="the task's metric, e.g. acc or exact_match")
-    estimator: str | None = Field("gpirt", description="merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt, ...), "
-                                                      "or null to use the metric as lm-eval reports it")
+    estimator: str | None = Field("gpirt", description="merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt "
+                                                      "on the task's fixed anchors; adaptive, adaptive-accuracy asking each "
+                                                      "candidate `items` chosen as it goes), or null to use the metric as "
+                                                      "lm-eval reports it")
     weight: float = Field(1.0, description="weight when several entries are folded into one objective")
     items: int | None = Field(None, ge=1, description=(
         "adaptive estimators only (estimator: adaptive): the items each candidate is asked, chosen as it goes "
@@ -466,8 +468,6 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
 
 def is_adaptive(spec: FitnessSpec) -> bool:
     """Whether a fitness entry's estimator chooses items as it goes (contracts.AdaptiveEstimator)."""
-    from merge3_plugin.plugins import adaptive_estimators
-
     return spec.estimator is not None and spec.estimator in adaptive_estimators()
 
 

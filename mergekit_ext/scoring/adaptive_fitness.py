@@ -39,13 +39,15 @@ class AdaptiveScorer:
 
     def __call__(self) -> tuple[float, dict]:
         """The estimate, and what the record keeps: the documents asked in order, their scores, the
-        estimate's standard error and the items asked per round."""
+        estimate's standard error, the items asked per round and the prior ability the test started
+        from (with the bundle, enough to replay the test: `adaptive.run_adaptive` with `replay`)."""
         run = run_adaptive(self.bundle.items, self._answer, 1, self.policy, self.prior_mean, self.prior_cov,
                            item_weights=self.bundle.item_weights)
         asked = run.asked[0]
         return float(run.estimate[0]), {
             "asked": self.task.positions(asked), "scores": [float(s) for s in run.observed[0, asked]],
-            "se": round(float(run.se[0]), 6), "rounds": [r["n"][0] for r in run.rounds]}
+            "se": round(float(run.se[0]), 6), "rounds": [r["n"][0] for r in run.rounds],
+            "prior": self.prior_mean.tolist()}
 
     def _answer(self, requests: list[list[int]]) -> list[list[float]]:
         (columns,) = requests

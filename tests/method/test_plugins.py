@@ -154,3 +154,33 @@ def test_unknown_names_suggest_the_nearest_one():
     assert "did you mean" not in unknown_name("estimator", "zzz", ["anchor", "pirt"])
     many = unknown_name("task", "x", [f"t{i:03d}" for i in range(50)], limit=3)
     assert "t000, t001, t002, ... (50 in all)" in many
+
+
+def test_an_adaptive_estimator_is_asked_by_the_loop_and_left_out_on_fixed_anchors():
+    """`adaptive`, `adaptive-accuracy` (and a third party's AdaptiveEstimator) are fitness estimators that
+    choose items as they go; on fixed anchors, where one lm-eval run cannot adapt, they do not apply."""
+    from tests.irt_helpers import synthetic_matrix
+
+    from merge3_plugin.contracts import AdaptiveEstimator
+    from merge3_plugin.estimation import estimate
+    from merge3_plugin.extraction import extract
+    from merge3_plugin.fitting import fit_bundle
+    from merge3_plugin.plugins import adaptive_estimators, plugin_manager
+
+    assert {n: e.criterion for n, e in adaptive_estimators(builtins_only()).items()} == {
+        "adaptive": "information", "adaptive-accuracy": "accuracy"}
+
+    class Extra:
+        @hookspecs.hookimpl
+        def merge3_estimators(self):
+            return {"my-adaptive": AdaptiveEstimator("accuracy")}
+
+    plugin_manager().register(Extra(), name="extra-adaptive")
+    try:
+        assert "my-adaptive" in adaptive_estimators()
+        matrix, _, _ = synthetic_matrix(30, 60, 1)
+        bundle = extract(fit_bundle(matrix, dims=1), 10, "random", seed=0)
+        out = estimate(bundle, matrix.scores[:2, bundle.anchor_columns()])
+        assert "gpirt" in out and not {"adaptive", "adaptive-accuracy", "my-adaptive"} & set(out)
+    finally:
+        plugin_manager().unregister(name="extra-adaptive")

@@ -58,10 +58,10 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
+    from toy_runs import Judge, evolve, mean_se, prepare_tasks, ta_merge, write_config
     from transformers.utils import logging as hf_logging
 
     from merge3_zoo.build import build_zoo
-    from toy_runs import Judge, evolve, mean_se, prepare_tasks, ta_merge, write_config
 
     torch.set_num_threads(1)
     hf_logging.disable_progress_bar()

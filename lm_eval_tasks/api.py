@@ -83,7 +83,7 @@ def split_items(name: str, raw: dict) -> int:
     """The number of items an adaptive test can ask of a merge3 task (its bundle's split), checked without
     loading any dataset; Merge3ConfigError when the task has no bundle whose items map to documents."""
     from .split_task import check_split_bundle
-    from .task import random_anchors, load_bundle, with_tinybenchmarks
+    from .task import load_bundle, random_anchors, with_tinybenchmarks
 
     metadata = with_tinybenchmarks(name, dict(raw.get("metadata") or {}))
     bundle = None if random_anchors(name, metadata) else load_bundle(name, metadata)

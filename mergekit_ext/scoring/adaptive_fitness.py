@@ -6,8 +6,8 @@ candidate's estimate can be recomputed (and audited) from its history line alone
 from __future__ import annotations
 
 import numpy as np
-
 from merge3_lm_eval_tasks import api as lm_eval_api
+
 from merge3_plugin.adaptive import AdaptivePolicy, run_adaptive
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import adaptive_estimators

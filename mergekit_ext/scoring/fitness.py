@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from merge3_lm_eval_tasks import api as lm_eval_api
+
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import endpoint_estimators, unknown_name

@@ -70,9 +70,9 @@ def test_a_target_standard_error_stops_a_test_early(micro_zoo, tasks, tmp_path):
 def test_the_documents_asked_are_scored_as_lm_eval_scores_them_all(micro_zoo, tasks):
     """The scores a test records are the plain metric of exactly the documents it names (the item <->
     document mapping), checked against one lm-eval run over the whole split."""
+    from merge3_lm_eval_tasks import api as lm_eval_api
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from merge3_lm_eval_tasks import api as lm_eval_api
     from mergekit_ext.config import FitnessSpec
     from mergekit_ext.scoring.adaptive_fitness import AdaptiveScorer
 

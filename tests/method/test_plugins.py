@@ -159,13 +159,12 @@ def test_unknown_names_suggest_the_nearest_one():
 def test_an_adaptive_estimator_is_asked_by_the_loop_and_left_out_on_fixed_anchors():
     """`adaptive`, `adaptive-accuracy` (and a third party's AdaptiveEstimator) are fitness estimators that
     choose items as they go; on fixed anchors, where one lm-eval run cannot adapt, they do not apply."""
-    from tests.irt_helpers import synthetic_matrix
-
     from merge3_plugin.contracts import AdaptiveEstimator
     from merge3_plugin.estimation import estimate
     from merge3_plugin.extraction import extract
     from merge3_plugin.fitting import fit_bundle
     from merge3_plugin.plugins import adaptive_estimators, plugin_manager
+    from tests.irt_helpers import synthetic_matrix
 
     assert {n: e.criterion for n, e in adaptive_estimators(builtins_only()).items()} == {
         "adaptive": "information", "adaptive-accuracy": "accuracy"}

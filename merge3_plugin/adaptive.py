@@ -20,12 +20,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import UserError
 from .estimation import pirt_of
 from .irt import ItemParams, fit_ability
+
+if TYPE_CHECKING:
+    from .bundle import GradedChannel
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,13 @@ class AdaptiveRun:
         return out
 
 
-def replay(answers: np.ndarray) -> Callable[[list[list[int]]], list[list[float]]]:
-    """`run_adaptive`'s `answer` for models whose answers are known (models x N, e.g. read from logs)."""
-    return lambda asked: [answers[m, columns].tolist() for m, columns in enumerate(asked)]
+def replay(answers: np.ndarray, graded: np.ndarray | None = None) -> Callable[[list[list[int]]], list[list]]:
+    """`run_adaptive`'s `answer` for models whose answers are known (models x N, e.g. read from logs);
+    with `graded` (models x N, the probability of the right choice), (score, graded response) pairs."""
+    if graded is None:
+        return lambda asked: [answers[m, columns].tolist() for m, columns in enumerate(asked)]
+    return lambda asked: [list(zip(answers[m, columns].tolist(), graded[m, columns].tolist()))
+                          for m, columns in enumerate(asked)]
 
 
 def information(items: ItemParams, theta: np.ndarray, asked: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -88,17 +96,20 @@ def information(items: ItemParams, theta: np.ndarray, asked: np.ndarray, precisi
 
 
 def choose_items(items: ItemParams, theta: np.ndarray, asked: np.ndarray, info: np.ndarray, k: int,
-                 allowed: np.ndarray | None = None, criterion: str = "information") -> list[int]:
+                 allowed: np.ndarray | None = None, criterion: str = "information",
+                 predict: ItemParams | None = None) -> list[int]:
     """k unasked items, one at a time, each the largest gain in log det of the information at `theta`
     (matrix determinant lemma: log(1 + w a^T I^-1 a), w = p (1 - p); for d = 1 the most Fisher information),
-    the information updated after each pick (Sherman-Morrison). `allowed`: items that may be asked (bool, N)."""
+    the information updated after each pick (Sherman-Morrison). `allowed`: items that may be asked (bool, N).
+    `predict`: the right/wrong parameters whose accuracy criterion "accuracy" targets (graded responses)."""
     a = items.alpha
     p = items.prob(theta)
     w = p * (1 - p)
     inverse = np.linalg.inv(info)
     free = ~asked if allowed is None else (~asked & allowed)
     picked = []
-    target = (w[:, None] * a).mean(axis=0)  # d accuracy / d theta, for criterion "accuracy"
+    right = predict.prob(theta) if predict is not None else p
+    target = ((right * (1 - right))[:, None] * (predict or items).alpha).mean(axis=0)  # d accuracy / d theta
     for _ in range(k):
         if not free.any():
             break
@@ -117,9 +128,10 @@ def choose_items(items: ItemParams, theta: np.ndarray, asked: np.ndarray, info: 
 
 
 def standard_error(items: ItemParams, theta: np.ndarray, observed: np.ndarray, precision: np.ndarray,
-                   item_weights: np.ndarray | None = None) -> np.ndarray:
+                   item_weights: np.ndarray | None = None, predict: ItemParams | None = None) -> np.ndarray:
     """The p-IRT estimate's s.e. per model: the predicted part's through the ability's posterior
-    (inverse information at the MAP, delta method) and the binomial spread of the items not asked."""
+    (inverse information at the MAP, delta method) and the binomial spread of the items not asked.
+    `predict`: the items' right/wrong parameters where `items` measure the ability (graded responses)."""
     out = np.empty(len(theta))
     for m in range(len(theta)):
         unseen = np.isnan(observed[m])
@@ -127,31 +139,38 @@ def standard_error(items: ItemParams, theta: np.ndarray, observed: np.ndarray, p
         if not unseen.any():
             out[m] = 0.0
             continue
-        p = items.prob(theta[m])
+        p = (predict or items).prob(theta[m])
         w = p * (1 - p) * (1.0 if item_weights is None else item_weights)
-        gradient = (w[unseen, None] * items.alpha[unseen]).mean(axis=0)
+        gradient = (w[unseen, None] * (predict or items).alpha[unseen]).mean(axis=0)
         posterior = np.linalg.inv(information(items, theta[m], ~unseen, precision))
         binomial = (p * (1 - p) * (1.0 if item_weights is None else item_weights ** 2))[unseen].sum() / unseen.sum() ** 2
         out[m] = share * np.sqrt(gradient @ posterior @ gradient + binomial)
     return out
 
 
-def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[list[float]]], n_models: int,
+def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[list]], n_models: int,
                  policy: AdaptivePolicy, prior_mean: np.ndarray, prior_cov: np.ndarray,
                  start_theta: np.ndarray | None = None, item_weights: np.ndarray | None = None,
-                 allowed: np.ndarray | None = None) -> AdaptiveRun:
+                 allowed: np.ndarray | None = None, graded: GradedChannel | None = None) -> AdaptiveRun:
     """Adaptive tests of `n_models` models over a split of N items.
 
     `answer(columns)`: per model, the scores (in [0, 1]) of the listed item positions (an empty list:
     nothing asked of that model this round). `prior_mean`: d, or models x d (a merge's endpoints' mean,
     also where its first items are chosen); `start_theta` overrides where round 0 chooses. `allowed`:
-    models x N, the items each model can be asked (a replay: the items its logs hold)."""
+    models x N, the items each model can be asked (a replay: the items its logs hold).
+
+    `graded` (a bundle's graded channel, graded.py): `answer` gives (score, graded response) pairs; the
+    ability is measured and the items chosen on the graded scale (`prior_mean` and `prior_cov` on it too),
+    the estimate is still the scores asked plus the accuracy predicted for the rest."""
+    predict = items if graded is None else graded.predict
+    items = items if graded is None else graded.items
     n_items = items.alpha.shape[0]
     policy.check(n_items)
     mean = np.broadcast_to(np.asarray(prior_mean, dtype=np.float64), (n_models, items.dims)).copy()
     precision = np.linalg.inv(np.asarray(prior_cov, dtype=np.float64))
     theta = mean.copy() if start_theta is None else np.asarray(start_theta, dtype=np.float64).copy()
-    observed = np.full((n_models, n_items), np.nan)
+    observed = np.full((n_models, n_items), np.nan)  # the scores (right/wrong): what is estimated
+    responses = observed if graded is None else np.full((n_models, n_items), np.nan)  # what measures the ability
     asked_order: list[list[int]] = [[] for _ in range(n_models)]
     active = np.ones(n_models, dtype=bool)
     run = AdaptiveRun(asked_order, observed, theta)
@@ -163,19 +182,21 @@ def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[lis
             k = min(policy.first if not asked.any() else policy.per_round, room) if active[m] else 0
             info = information(items, theta[m], asked, precision)
             requests.append(choose_items(items, theta[m], asked, info, k, None if allowed is None else allowed[m],
-                                         policy.criterion) if k > 0 else [])
+                                         policy.criterion, predict) if k > 0 else [])
         if not any(requests):
             break
-        for m, (columns, scores) in enumerate(zip(requests, answer(requests))):
-            if len(scores) != len(columns) or np.isnan(np.asarray(scores, dtype=float)).any():
+        for m, (columns, given) in enumerate(zip(requests, answer(requests))):
+            values = np.asarray(given, dtype=float).reshape(len(given), -1)
+            if len(given) != len(columns) or values.shape[1] != (1 if graded is None else 2) or np.isnan(values).any():
                 # an unanswered item would look unasked and be asked again
-                raise ValueError(f"answer() gave {len(scores)} scores for {len(columns)} items of model {m}, "
-                                 "each must be a number")
-            observed[m, columns] = scores
+                raise ValueError(f"answer() gave {len(given)} answers for {len(columns)} items of model {m}, each "
+                                 + ("a number" if graded is None else "a (score, graded response) pair"))
+            observed[m, columns] = values[:, 0]
+            responses[m, columns] = values[:, -1]
             asked_order[m].extend(columns)
-        theta = fit_ability(items, observed, prior_mean=mean, prior_cov=np.asarray(prior_cov, dtype=np.float64))
-        estimate = np.clip(pirt_of(items.prob(theta), observed, item_weights), 0.0, 1.0)
-        se = standard_error(items, theta, observed, precision, item_weights)
+        theta = fit_ability(items, responses, prior_mean=mean, prior_cov=np.asarray(prior_cov, dtype=np.float64))
+        estimate = np.clip(pirt_of(predict.prob(theta), observed, item_weights), 0.0, 1.0)
+        se = standard_error(items, theta, observed, precision, item_weights, predict)
         counts = [len(order) for order in asked_order]
         run.rounds.append({"n": counts, "estimate": estimate.tolist(), "se": se.tolist()})
         for m in range(n_models):

@@ -50,6 +50,17 @@ class Anchors:
 
 
 @dataclass
+class GradedChannel:
+    """Graded responses' IRT (graded.py): `items` measure the ability from the probability of the right
+    choice, `predict` are the items' right/wrong parameters at that ability; `theta` the population's
+    abilities on this scale (models x d), the prior of a new model's."""
+
+    items: ItemParams
+    predict: ItemParams
+    theta: np.ndarray
+
+
+@dataclass
 class Bundle:
     task: str
     task_version: str | None
@@ -74,6 +85,18 @@ class Bundle:
     item_groups: dict[str, Any] | None = None  # {"names": [...], "of_item": [index per item]} (MMLU's subjects)
     source: dict[str, Any] = field(default_factory=dict)  # where imported parameters came from (file, hashes)
     protocol: dict[str, Any] = field(default_factory=dict)  # the evaluation protocol the parameters assume
+    graded: GradedChannel | None = None  # multiple-choice tasks fit with `merge3 fit --graded`
+
+    def graded_prior(self) -> tuple[np.ndarray, np.ndarray]:
+        """The prior for a new model's ability on the graded scale: the training models' (population_prior)."""
+        return population_prior(self.require_graded().theta[self.split_index("train")])
+
+    def require_graded(self, path: Path | str | None = None) -> GradedChannel:
+        if self.graded is None:
+            where = f"{path}: " if path else ""
+            raise UserError(f"{where}the bundle of {self.task} has no graded responses; fit it with `merge3 fit "
+                            "--graded` on a multiple-choice task's logs")
+        return self.graded
 
     @property
     def content_keyed(self) -> bool:
@@ -160,6 +183,11 @@ class Bundle:
         if self.item_groups is not None:
             items["groups"] = self.item_groups
         extra = {k: v for k, v in (("source", self.source), ("protocol", self.protocol)) if v}
+        if self.graded is not None:
+            g = self.graded
+            extra["graded"] = {"response": "choice_prob", "alpha": _floats(g.items.alpha), "beta": _floats(g.items.beta),
+                               "predict_alpha": _floats(g.predict.alpha), "predict_beta": _floats(g.predict.beta),
+                               "theta": _floats(g.theta)}
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -192,6 +220,10 @@ class Bundle:
 
         fields = read_fields(path, data)
         anchors = fields.pop("anchors")
+        graded = fields.pop("graded")
+        if graded is not None:
+            fields["graded"] = GradedChannel(ItemParams(graded["alpha"], graded["beta"]),
+                                             ItemParams(graded["predict_alpha"], graded["predict_beta"]), graded["theta"])
         if anchors is not None:
             anchors = Anchors(**{**anchors, "rungs": [Anchors(**rung) for rung in anchors["rungs"]]})
         return Bundle(**fields, anchors=anchors)

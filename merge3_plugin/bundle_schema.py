@@ -139,6 +139,16 @@ class _Irt(_Section):
     beta: _Vector  # items
 
 
+class _Graded(_Section):
+    """graded: the graded-response channel of a multiple-choice task (graded.py)."""
+    response: Literal["choice_prob"] = "choice_prob"
+    alpha: _Matrix  # items x dims, measuring the ability from graded responses
+    beta: _Vector
+    predict_alpha: _Matrix  # items x dims, right/wrong at the graded ability
+    predict_beta: _Vector
+    theta: _Matrix  # population models x dims, on the graded scale
+
+
 class _NpzFile(_Section):
     """population.scores of a large population: a sibling .npz, named and hashed."""
     npz: str
@@ -242,6 +252,7 @@ class _File(_Header):
     anchors: _Anchors | None = None
     source: dict[str, Any] | None = None  # imported bundles: the file their parameters came from
     protocol: dict[str, Any] | None = None  # imported bundles: the evaluation protocol assumed
+    graded: _Graded | None = None  # `merge3 fit --graded`: graded responses of a multiple-choice task
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -275,7 +286,15 @@ def _bundle(path: Path, f: _File) -> dict:
         item_order=f.items.order, item_weights=f.items.weights,
         item_groups=None if f.items.groups is None else f.items.groups.model_dump(),
         source=f.source or {}, protocol=f.protocol or {},
+        graded=None if f.graded is None else _graded(path, f.graded, n, m, dims),
     )
+
+
+def _graded(path: Path, g: _Graded, n: int, m: int, dims: int) -> dict:
+    return {"alpha": _shaped(path, "graded.alpha", g.alpha, (n, dims)), "beta": _shaped(path, "graded.beta", g.beta, (n,)),
+            "predict_alpha": _shaped(path, "graded.predict_alpha", g.predict_alpha, (n, dims)),
+            "predict_beta": _shaped(path, "graded.predict_beta", g.predict_beta, (n,)),
+            "theta": _shaped(path, "graded.theta", g.theta, (m, dims))}
 
 
 def _check_items(path: Path, items: _Items) -> None:

@@ -112,6 +112,29 @@ def fit_items(responses: np.ndarray, dims: int = 1, seed: int = 0, priors: Prior
     return _orient(items, theta.detach().numpy().copy())
 
 
+def fit_items_at(theta: np.ndarray, responses: np.ndarray, priors: Priors = Priors(),
+                 max_iter: int = 500) -> ItemParams:
+    """MAP item parameters given the models' abilities (models x d, fixed): one logistic regression per
+    item, e.g. the binary channel of abilities measured on graded responses (graded.py)."""
+    y, seen = _as_tensors(responses)
+    th = torch.from_numpy(np.asarray(theta, dtype=np.float64))
+    alpha = torch.full((y.shape[1], th.shape[1]), 0.5, dtype=torch.float64).requires_grad_()
+    p = ((y * seen).sum(0) + 0.5) / (seen.sum(0) + 1.0)
+    beta = (-torch.log(p / (1 - p))).clone().requires_grad_()
+
+    def loss():
+        return (_nll(th @ alpha.T - beta, y, seen) + 0.5 * (alpha ** 2).sum() / priors.alpha_sd ** 2
+                + 0.5 * (beta ** 2).sum() / priors.beta_sd ** 2)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as fit_items: the same answer every run
+    try:
+        lbfgs([alpha, beta], loss, max_iter)
+    finally:
+        torch.set_num_threads(threads)
+    return ItemParams(alpha.detach().numpy().copy(), beta.detach().numpy().copy())
+
+
 def _orient(items: ItemParams, theta: np.ndarray) -> tuple[ItemParams, np.ndarray]:
     """The likelihood is unchanged by flipping a dimension's sign; choose the sign under which
     discriminations are mostly positive (higher ability, more correct answers)."""

@@ -90,6 +90,26 @@ class ResponseMatrix:
         return np.nanmean(self.scores, axis=1)
 
 
+# The pseudo-metric of graded responses: read from a multiple-choice log's log-likelihoods (graded.py).
+GRADED = "choice_prob"
+
+
+def choice_probability(record: dict) -> float | None:
+    """The probability of the right choice in one logged multiple-choice sample: the softmax of its
+    choices' log-likelihoods (`filtered_resps`, one [log-likelihood, is-greedy] per choice) at the target
+    index. None where the sample is not one (a generation task's, or a target that is no choice index)."""
+    resps, target = record.get("filtered_resps"), record.get("target")
+    try:
+        ll = np.array([float(r[0]) for r in resps], dtype=np.float64)
+        index = int(target)
+    except (TypeError, ValueError, IndexError, KeyError):
+        return None
+    if len(ll) < 2 or not 0 <= index < len(ll) or not np.isfinite(ll).all():
+        return None
+    p = np.exp(ll - ll.max())
+    return float(p[index] / p.sum())
+
+
 def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> tuple[dict[int, tuple[str, float]], str]:
     rows: dict[int, tuple[str, float]] = {}
     filters_seen: set[str] = set()
@@ -108,10 +128,17 @@ def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> t
             filters_seen.add(current)
             if filter_name is not None and current != filter_name:
                 continue
-            if metric not in record:
+            if metric == GRADED:
+                value = choice_probability(record)
+                if value is None:
+                    raise UserError(f"{sample.path}:{line_no}: no graded response: graded responses are the "
+                                    "probability of the right choice, and this is not a multiple-choice log "
+                                    "(one log-likelihood per choice and a choice index as target)")
+            elif metric not in record:
                 found = sorted(k for k in record.get("metrics", []) if k in record)
                 raise UserError(f"{sample.path}:{line_no}: no metric {metric!r}; this log has {found or 'none'}")
-            value = float(record[metric])
+            else:
+                value = float(record[metric])
             if not 0.0 <= value <= 1.0:
                 raise UserError(f"{sample.path}:{line_no}: {metric} = {value} is not a score in [0, 1]")
             rows[int(record["doc_id"])] = (record["doc_hash"], value)

@@ -79,15 +79,24 @@ def split_task(manager, raw: dict):
     return task, load_tasks(manager, [task])
 
 
-def split_items(name: str, raw: dict) -> int:
+def split_items(name: str, raw: dict, graded: bool = False) -> int:
     """The number of items an adaptive test can ask of a merge3 task (its bundle's split), checked without
-    loading any dataset; Merge3ConfigError when the task has no bundle whose items map to documents."""
+    loading any dataset; Merge3ConfigError when the task has no bundle whose items map to documents, or
+    (`graded`) when it is no multiple-choice task with a graded channel."""
     from .split_task import check_split_bundle
-    from .task import load_bundle, random_anchors, with_tinybenchmarks
+    from .task import base_config, load_bundle, random_anchors, with_tinybenchmarks
 
     metadata = with_tinybenchmarks(name, dict(raw.get("metadata") or {}))
     bundle = None if random_anchors(name, metadata) else load_bundle(name, metadata)
     check_split_bundle(name, bundle)
+    if graded:
+        kind = base_config(name, metadata).get("output_type", "generate_until")
+        if kind != "multiple_choice":
+            raise Merge3ConfigError(f"{name}: graded responses are the probability of the right choice, and this "
+                                    f"task's base is {kind}, not multiple_choice; drop graded (right/wrong is used)")
+        if bundle.graded is None:
+            raise Merge3ConfigError(f"{name}: its bundle has no graded responses; refit it with `merge3 fit --graded` "
+                                    "(then `merge3 extract`), or drop graded")
     return bundle.n_items
 
 

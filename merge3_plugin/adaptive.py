@@ -190,7 +190,7 @@ def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[lis
             if len(given) != len(columns) or values.shape[1] != (1 if graded is None else 2) or np.isnan(values).any():
                 # an unanswered item would look unasked and be asked again
                 raise ValueError(f"answer() gave {len(given)} answers for {len(columns)} items of model {m}, each "
-                                 + ("a number" if graded is None else "a (score, graded response) pair"))
+                                 + ("must be a number" if graded is None else "must be a (score, graded response) pair"))
             observed[m, columns] = values[:, 0]
             responses[m, columns] = values[:, -1]
             asked_order[m].extend(columns)

@@ -13,7 +13,7 @@ import numpy as np
 from .errors import UserError
 from .files import cache_root
 from .lineage import load_lineage
-from .responses import load_responses, task_version
+from .responses import GRADED, load_responses, task_version
 
 
 def _refuse_overwrite(out: Path, inputs: list[Path], force: bool) -> None:
@@ -39,12 +39,18 @@ def run_fit(args: argparse.Namespace) -> int:
 
     _refuse_overwrite(args.out, [], args.force)
     matrix = load_responses(args.samples, args.task, args.metric, args.filter)
+    graded = load_responses(args.samples, args.task, GRADED, args.filter) if args.graded else None  # before fitting
     lineage = load_lineage(args.lineage) if args.lineage else {}
     print(f"{args.task}: {len(matrix.models)} models x {len(matrix.doc_ids)} items ({args.metric}, "
           f"filter {matrix.filter})", file=sys.stderr)
     bundle = fit_bundle(matrix, dims=args.dims, backend=args.backend, seed=args.seed, holdout=args.holdout,
                         lineage=lineage, task_version=task_version(args.samples, args.task),
                         progress=lambda msg: print(f"  {msg}", file=sys.stderr))
+    if graded is not None:
+        from .graded import fit_graded
+
+        bundle = fit_graded(bundle, graded, seed=args.seed)
+        print("  graded responses (probability of the right choice) fit on the same models", file=sys.stderr)
     bundle.save(args.out)
     d = bundle.diagnostics
     tried = d.get("dims_auto", {}).get("errors")
@@ -212,6 +218,10 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
     fit.add_argument("--holdout", nargs="*", default=[], metavar="MODEL", help="models to leave out of the fit (for report)")
     fit.add_argument("--lineage", type=Path, default=None,
                      help="YAML/JSON 'merged: [endpoints]' (or a zoo.json): lets gmp-IRT learn its weight on merges")
+    fit.add_argument("--graded", action="store_true",
+                     help="multiple-choice tasks: also fit graded responses (the probability of the right choice, "
+                          "from the logs' log-likelihoods), for adaptive tests that measure ability from them "
+                          "(evolve: adaptive: {graded: true})")
     fit.add_argument("--seed", type=int, default=0, help="seed of the validation split and the fit (default 0)")
     fit.add_argument("--out", type=Path, required=True, help="the bundle to write (JSON)")
     fit.add_argument("--force", action="store_true", help="replace --out if it exists")

@@ -42,6 +42,9 @@ class AdaptiveSpec(_Strict):
     per_round: int = Field(5, ge=1, description="items of every later round, chosen at the ability so far")
     target_se: float | None = Field(None, gt=0, lt=0.5, description=(
         "stop a candidate's test early once its estimate's standard error is below this"))
+    graded: bool = Field(False, description=(
+        "measure the ability from graded responses (the probability of the right choice) instead of right/wrong; "
+        "a multiple-choice task whose bundle was fit with `merge3 fit --graded`"))
     prior: Literal["endpoints", "population"] = Field("endpoints", description=(
         "where a candidate's test starts: its endpoints' mean ability (measured once on the task's anchors "
         "before the search) or the population's (the bundle's prior; nothing measured)"))

@@ -11,6 +11,7 @@ from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.adaptive import AdaptivePolicy, run_adaptive
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import adaptive_estimators
+from merge3_plugin.responses import choice_probability
 
 from ..config import AdaptiveSpec, FitnessSpec
 
@@ -33,7 +34,8 @@ class AdaptiveScorer:
         self.bundle = self.task.bundle
         self.policy = policy_of(spec)
         self.policy.check(self.bundle.n_items, f"fitness task {spec.task}: items")
-        mean, self.prior_cov = self.bundle.ability_prior()
+        self.graded = self.bundle.graded if spec.adaptive is not None and spec.adaptive.graded else None
+        mean, self.prior_cov = self.bundle.graded_prior() if self.graded else self.bundle.ability_prior()
         # a merge's ability lies near its endpoints': its test starts from their mean (the prior's spread kept)
         self.prior_mean = np.asarray(endpoint_theta, dtype=np.float64).mean(axis=0) if endpoint_theta else mean
 
@@ -41,11 +43,13 @@ class AdaptiveScorer:
         """The estimate, and what the record keeps: the documents asked in order, their scores, the
         estimate's standard error, the items asked per round and the prior ability the test started
         from (with the bundle, enough to replay the test: `adaptive.run_adaptive` with `replay`)."""
+        self._graded_of = {}
         run = run_adaptive(self.bundle.items, self._answer, 1, self.policy, self.prior_mean, self.prior_cov,
-                           item_weights=self.bundle.item_weights)
+                           item_weights=self.bundle.item_weights, graded=self.graded)
         asked = run.asked[0]
+        graded = {"graded": [self._graded_of[c] for c in asked]} if self.graded else {}
         return float(run.estimate[0]), {
-            "asked": self.task.positions(asked), "scores": [float(s) for s in run.observed[0, asked]],
+            "asked": self.task.positions(asked), "scores": [float(s) for s in run.observed[0, asked]], **graded,
             "se": round(float(run.se[0]), 6), "rounds": [r["n"][0] for r in run.rounds],
             "prior": self.prior_mean.tolist()}
 
@@ -61,8 +65,21 @@ class AdaptiveScorer:
         for sample in out["samples"][name]:
             for column in self.task.columns_of(sample["doc"]):
                 found[column] = float(sample[metric])
+                if self.graded:
+                    self._graded_of[column] = graded_response(sample)
         missing = [c for c in columns if c not in found]
         if missing:  # lm-eval scored other documents than asked: a changed selection rule upstream
             raise UserError(f"fitness task {name}: lm-eval did not score documents "
                             f"{self.task.positions(missing)[:5]} it was asked for")
+        if self.graded:
+            return [[(found[c], self._graded_of[c]) for c in columns]]
         return [[found[c] for c in columns]]
+
+
+def graded_response(sample: dict) -> float:
+    """The probability of the right choice in one of lm-eval's samples of a multiple-choice task."""
+    value = choice_probability(sample)
+    if value is None:  # checked before the search (a multiple_choice base task): lm-eval changed its samples
+        raise UserError(f"lm-eval's sample of document {sample.get('doc_id')} has no per-choice log-likelihoods "
+                        "to read a graded response from")
+    return value

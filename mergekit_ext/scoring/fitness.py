@@ -21,7 +21,7 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import endpoint_estimators, unknown_name
 
 from ..config import EvolveConfig, FitnessSpec, is_adaptive
-from .adaptive_fitness import AdaptiveScorer
+from .adaptive_fitness import AdaptiveScorer, graded_response
 
 
 @dataclass
@@ -94,7 +94,7 @@ def check_adaptive_task(config: EvolveConfig, spec: FitnessSpec, manager, where:
         raise UserError(f"{config.path}: field '{where}.task': estimator {spec.estimator} chooses items by their IRT "
                         f"parameters, but {spec.task!r} is a plain lm-eval task (no bundle); use a merge3_* task")
     try:
-        n_items = lm_eval_api.split_items(spec.task, raw)
+        n_items = lm_eval_api.split_items(spec.task, raw, graded=spec.adaptive is not None and spec.adaptive.graded)
     except lm_eval_api.Merge3ConfigError as err:
         raise UserError(f"{config.path}: field '{where}.estimator': {err}") from None
     if spec.items > n_items:
@@ -141,7 +141,8 @@ class Fitness:
             raw = task_config(spec, self.manager)
             if is_adaptive(spec):
                 if (spec.task, spec.estimator) not in self.adaptive:
-                    theta = self._endpoint_thetas(raw, endpoints) if starts_at_endpoints(spec) else None
+                    graded = spec.adaptive is not None and spec.adaptive.graded
+                    theta = self._endpoint_thetas(raw, endpoints, graded) if starts_at_endpoints(spec) else None
                     self.adaptive[spec.task, spec.estimator] = AdaptiveScorer(self.lm, self.manager, raw, spec, theta)
                 continue
             if spec.task in self.tasks:
@@ -151,35 +152,40 @@ class Fitness:
                 raw = {**raw, "metadata": meta}
             self.tasks[spec.task] = lm_eval_api.build_tasks(self.manager, raw)
 
-    def _endpoint_thetas(self, raw: dict, endpoints: dict[str, Path]) -> list:
+    def _endpoint_thetas(self, raw: dict, endpoints: dict[str, Path], graded: bool = False) -> list:
         """Measure each endpoint's ability once per task, on its anchors, with the live model (each
-        endpoint's weights streamed into it in turn; the search's first merge overwrites them)."""
+        endpoint's weights streamed into it in turn; the search's first merge overwrites them). `graded`:
+        on the bundle's graded scale, from the probability of the right choice (adaptive tests)."""
         from merge3_plugin.irt import fit_ability
 
         if not lm_eval_api.is_merge3_task(raw):
             raise UserError(f"fitness task {raw.get('task')!r}: mpirt/gmpirt need a merge3 task (with a bundle)")
-        if raw["task"] in self._endpoint_theta:
-            return self._endpoint_theta[raw["task"]]
+        key = (raw["task"], graded)
+        if key in self._endpoint_theta:
+            return self._endpoint_theta[key]
         plain, task_dict = lm_eval_api.measuring_task(self.manager, raw)  # built once: measures every endpoint
         bundle = plain.bundle
-        mean, cov = bundle.ability_prior()
+        items, (mean, cov) = (bundle.graded.items, bundle.graded_prior()) if graded else (bundle.items,
+                                                                                          bundle.ability_prior())
         thetas = []
         for folder in endpoints.values():
             load_weights(self.model, folder)
-            scores = self._anchor_scores(task_dict, plain)
+            scores = self._anchor_scores(task_dict, plain, graded)
             self.endpoint_items += len(scores)
             full = np.full((1, bundle.n_items), np.nan)
             full[0, bundle.columns(list(scores))] = list(scores.values())
-            thetas.append(fit_ability(bundle.items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
-        self._endpoint_theta[raw["task"]] = thetas
+            thetas.append(fit_ability(items, full, prior_mean=mean, prior_cov=cov)[0].tolist())
+        self._endpoint_theta[key] = thetas
         return thetas
 
-    def _anchor_scores(self, task_dict, plain) -> dict[int, float]:
+    def _anchor_scores(self, task_dict, plain, graded: bool = False) -> dict[int, float]:
+        """Each anchor's score (`graded`: its graded response) in one lm-eval run of the live model."""
         out = lm_eval_api.evaluate_tasks(self.lm, task_dict, log_samples=True)
         (samples,) = out["samples"].values()
         metric = plain.bundle.metric
         keys = [plain.anchor_key(s["doc"]) for s in samples]
-        return {key: float(s[metric]) for key, s in zip(keys, samples, strict=True) if key is not None}
+        return {key: graded_response(s) if graded else float(s[metric])
+                for key, s in zip(keys, samples, strict=True) if key is not None}
 
     def __call__(self, limit: int | None = None) -> Score:
         """Score the live model; `limit`: only the first `limit` anchors of each task (a racing rung,

@@ -130,6 +130,13 @@ EVOLVE_CASES = {
     "an adaptive estimator on a task without IRT parameters": (
         lambda c: c["evolve"]["fitness"][0].update(task="merge3_toy_math_random", estimator="adaptive", items=10),
         ["field 'evolve.fitness.0.estimator'", "merge3_toy_math_random", "random anchors"]),
+    "graded responses of a generation task": (
+        lambda c: c["evolve"]["fitness"][0].update(estimator="adaptive", items=10, adaptive={"graded": True}),
+        ["field 'evolve.fitness.0.estimator'", "generate_until, not multiple_choice"]),
+    "graded responses without a graded fit": (
+        lambda c: c["evolve"]["fitness"][0].update(task="merge3_toy_rev", metric="acc", estimator="adaptive", items=10,
+                                                   adaptive={"graded": True}),
+        ["field 'evolve.fitness.0.estimator'", "merge3 fit --graded"]),
     "an adaptive estimator with racing": (
         lambda c: c["evolve"].update(racing={"eta": 2}, fitness=[{**c["evolve"]["fitness"][0], "estimator": "adaptive",
                                                                   "items": 10}]),

@@ -107,3 +107,9 @@ def test_an_answer_missing_a_score_is_refused_rather_than_asked_again():
     with pytest.raises(ValueError, match="each must be a number"):
         run_adaptive(items, lambda asked: [[float("nan")] * len(cols) for cols in asked], 2,
                      AdaptivePolicy(max_items=10), np.zeros(1), np.eye(1))
+    # on a graded channel each answer is a (score, graded response) pair; a bare score is refused
+    from merge3_plugin.bundle import GradedChannel
+
+    with pytest.raises(ValueError, match="each must be a \\(score, graded response\\) pair"):
+        run_adaptive(items, replay(answers[:2]), 2, AdaptivePolicy(max_items=10), np.zeros(1), np.eye(1),
+                     graded=GradedChannel(items, items, np.zeros((2, 1))))

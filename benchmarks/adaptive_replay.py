@@ -216,7 +216,7 @@ def plot(curves: dict[str, Curve], path: Path) -> None:
                            ("adaptive, graded, accuracy", (0, (1, 1)))):
             if (SIZES[0], way) not in curve.err:
                 continue
-            ax.plot(SIZES, [curve.mae(n, way) for n in SIZES], style, marker="o", ms=3, label=way)
+            ax.plot(SIZES, [curve.mae(n, way) for n in SIZES], linestyle=style, marker="o", ms=3, label=way)
         ax.set_xscale("log")
         ax.set_xticks(SIZES, [str(n) for n in SIZES])
         ax.set_title(name, fontsize=9)

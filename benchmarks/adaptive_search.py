@@ -11,6 +11,8 @@ world's two target experts, the same number of candidates and seeds) with one fi
   adaptive  the adaptive test (Fisher information at the current ability), `--items` per candidate
             (default 10: half the fixed arm's), starting from the endpoints' mean ability
   adaptive-accuracy  the same, choosing the items that most cut the predicted accuracy's variance
+  adaptive-graded    multiple-choice tasks: adaptive, the ability measured from graded responses (the
+            probability of the right choice; the toy tasks' bundles carry a graded channel)
 
 The chosen merge (best.yaml) is judged by its true accuracy on the task's validation split: no arm asks
 any of those documents (the bundle, its anchors and every adaptive test live on the test split), so no
@@ -35,6 +37,7 @@ ARMS = {
     "fixed": "gp-IRT, 20 fixed anchors",
     "adaptive": "adaptive (information)",
     "adaptive-accuracy": "adaptive (accuracy)",
+    "adaptive-graded": "adaptive (information), graded responses",
 }
 
 
@@ -42,6 +45,8 @@ def fitness(arm: str, task: str, metric: str, items: int) -> dict:
     entry = {"task": f"merge3_{task}", "metric": metric}
     if arm == "fixed":
         return {**entry, "estimator": "gpirt"}
+    if arm == "adaptive-graded":
+        return {**entry, "estimator": "adaptive", "items": items, "adaptive": {"graded": True}}
     return {**entry, "estimator": arm, "items": items}
 
 
@@ -53,7 +58,8 @@ def main() -> None:
     parser.add_argument("--candidates", type=int, default=96, help="candidates per run (default 96: 8 generations)")
     parser.add_argument("--items", type=int, default=10, help="adaptive items per candidate (default 10)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS),
+                        help="default: all (adaptive-graded only on a multiple-choice task)")
     parser.add_argument("--out", type=Path, default=Path("runs/adaptive_search"))
     args = parser.parse_args()
 
@@ -75,8 +81,10 @@ def main() -> None:
     merge = ta_merge(zoo)
     assert [m["model"].rsplit("/", 1)[-1] for m in merge["models"]] == [expert_a, expert_b], "ta_merge's experts"
 
+    output_type = next(t["output_type"] for t in zoo.tasks if t["name"] == task)
+    arms = [a for a in args.arms if a != "adaptive-graded" or output_type == "multiple_choice"]
     rows: dict[str, list[dict]] = {}
-    for arm in args.arms:
+    for arm in arms:
         for seed in args.seeds:
             run_dir = out / f"{task}-{arm}-seed{seed}"
             evolve_section = {"search": {"weight": [0.0, 1.5]}, "granularity": "per_layer", "seed": seed,

@@ -52,9 +52,8 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | N
     return matrix
 
 
-def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: str) -> ResponseMatrix:
-    """The merge3 task's logs of an imported bundle, each document numbered as the bundle's anchor it is:
-    by the doc_hash that the bundle's lock pinned for it (for any base task the lock holds)."""
+def _anchor_of_hash(bundle: Bundle, bundle_path: Path) -> dict[str, int]:
+    """Each pinned anchor document's doc_hash -> its anchor position, for any base task the lock holds."""
     from . import anchor_lock
 
     position_of: dict[str, int] = {}
@@ -66,6 +65,43 @@ def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: st
         raise UserError(f"{bundle_path}: its anchors have not been matched to any task's documents yet (no entry "
                         f"in {anchor_lock.lock_path(bundle_path)}); run `merge3 tasks build --bundle {bundle_path} "
                         "--base-task TASK` or the merge3 task once, with the dataset available")
+    return position_of
+
+
+def full_logs_through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path],
+                           task: str | None) -> tuple[ResponseMatrix, np.ndarray]:
+    """Full logs of the base task of an imported bundle (every document, lm-eval's order) and, per model,
+    its anchors' scores in anchor order, each anchor found by the doc_hash its lock pinned: what `merge3
+    report` compares (the plain mean of every document is the truth)."""
+    from . import anchor_lock
+
+    if task is None:
+        raise UserError(f"{bundle_path}: an imported bundle's items are numbered in another order; name the lm-eval "
+                        "task whose full logs --samples holds with --task (e.g. arc_challenge)")
+    position_of = _anchor_of_hash(bundle, bundle_path)
+    try:
+        matrix = load_responses(paths, task, bundle.metric, bundle.filter)
+    except NoSamples:
+        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} (run lm_eval on the full "
+                        "task with --log_samples --output_path)") from None
+    column_of = {h: j for j, h in enumerate(matrix.doc_hashes)}
+    hashes_of: dict[int, list[str]] = {}  # anchor position -> its pinned doc_hash in each base task the lock holds
+    for doc_hash, position in position_of.items():
+        hashes_of.setdefault(position, []).append(doc_hash)
+    columns = [next((column_of[h] for h in hashes_of.get(position, []) if h in column_of), None)
+               for position in bundle.require_anchors().doc_ids]
+    if any(c is None for c in columns):
+        raise UserError(f"{', '.join(matrix.sources.values())}: the logs of {task} lack documents pinned as anchors in "
+                        f"{anchor_lock.lock_path(bundle_path).name} (another task, or another dataset version)")
+    return matrix, matrix.scores[:, columns]
+
+
+def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: str) -> ResponseMatrix:
+    """The merge3 task's logs of an imported bundle, each document numbered as the bundle's anchor it is:
+    by the doc_hash that the bundle's lock pinned for it (for any base task the lock holds)."""
+    from . import anchor_lock
+
+    position_of = _anchor_of_hash(bundle, bundle_path)
     try:
         matrix = load_responses(paths, task, bundle.metric, bundle.filter)
     except NoSamples:

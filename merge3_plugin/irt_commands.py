@@ -171,13 +171,19 @@ def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
 
 def run_report(args: argparse.Namespace) -> int:
     from .bundle import Bundle
-    from .bundle_responses import responses_for_bundle
-    from .report import calibration_plot, held_out_report
+    from .bundle_responses import full_logs_through_lock, responses_for_bundle
+    from .report import calibration_plot, held_out_report, imported_report
 
     bundle = Bundle.load(args.bundle)
     bundle.require_anchors(args.bundle)
-    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
-    report = held_out_report(bundle, matrix, load_lineage(args.lineage) if args.lineage else {})
+    if bundle.content_keyed:  # imported: the full logs' mean is the truth, the anchors found through the lock
+        if args.lineage:
+            raise UserError(f"--lineage: {args.bundle} is imported, with no population to measure endpoints on; "
+                            "report scores the plain estimators only (drop --lineage)")
+        report = imported_report(bundle, *full_logs_through_lock(bundle, args.bundle, args.samples, args.task))
+    else:
+        matrix = responses_for_bundle(bundle, args.samples, args.task)
+        report = held_out_report(bundle, matrix, load_lineage(args.lineage) if args.lineage else {})
     if report.left_out:
         print(f"left out {len(report.left_out)} model(s) the bundle was fit or calibrated on (their errors would "
               f"flatter): {', '.join(report.left_out[:6])}{' ...' if len(report.left_out) > 6 else ''}", file=sys.stderr)
@@ -266,11 +272,17 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
         "report", help="error table and calibration plot on held-out models with full responses",
         description=("Scores every estimator against the true full-test accuracy of the held-out models in "
                      "--samples (models the items were not fit on, with answers to every item), beside the mean "
-                     "of as many random items. Merges named in --lineage are also scored with mp-IRT/gmp-IRT."))
+                     "of as many random items. Merges named in --lineage are also scored with mp-IRT/gmp-IRT. "
+                     "A bundle imported from tinyBenchmarks: --samples holds full logs of the lm-eval task (--task) "
+                     "whose documents its lock matched; each model's mean over them is the truth."))
     rep.add_argument("--bundle", type=Path, required=True, help="a bundle with anchors")
     rep.add_argument("--samples", nargs="+", type=Path, required=True, metavar="PATH", help="held-out models' full logs")
     rep.add_argument("--lineage", type=Path, default=None, help="YAML/JSON 'merged: [endpoints]' (or a zoo.json)")
     rep.add_argument("--plot", type=Path, default=None, help="PNG path (default: <bundle>.calibration.png)")
+    rep.add_argument("--task", default=None, metavar="NAME",
+                     help="the task whose logs to read (default: the bundle's task, or its merge3 task's); for a "
+                          "bundle imported from tinyBenchmarks, the lm-eval task of the full logs (e.g. arc_challenge), "
+                          "whose documents its lock matched to the anchors")
     rep.set_defaults(func=run_report)
 
     imp = sub.add_parser(

@@ -124,6 +124,26 @@ def held_out_report(bundle, matrix, lineage: dict[str, list[str]]) -> HeldOutRep
     return report
 
 
+def imported_report(bundle, matrix, anchor_scores: np.ndarray) -> HeldOutReport:
+    """Every estimator on full logs of an imported bundle's base task: the truth is each model's mean over
+    every document it answered, the estimates read only its anchors (found through the lock). The
+    bundle has no population of its own, so every model is held out; merges are not scored (their
+    endpoints' abilities would need the population's items)."""
+    from .estimation import estimate
+
+    anchors = bundle.require_anchors()
+    answered = ~np.isnan(anchor_scores)
+    rows = [i for i in range(len(matrix.models)) if answered[i].all()]
+    if not rows:
+        raise UserError("no model in the samples answered every anchor; report needs full logs of the task")
+    truth = np.nanmean(matrix.scores[rows], axis=1)
+    estimates = estimate(bundle, anchor_scores[rows])
+    draws = random_subset_baseline(matrix.scores[rows], anchors.size)
+    return HeldOutReport(bundle.task, matrix.scores.shape[1], anchors.size, anchors.method,
+                         [matrix.models[i] for i in rows], truth, estimates,
+                         float(np.mean(np.abs(draws - truth[None, :]))))
+
+
 def calibration_plot(truth: np.ndarray, estimates: dict[str, np.ndarray], out: Path,
                      title: str) -> Path:
     import matplotlib

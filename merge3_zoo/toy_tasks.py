@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 from merge3_plugin.files import write_atomic
-from merge3_plugin.responses import load_responses, task_version
+from merge3_plugin.responses import GRADED, load_responses, task_version
 from merge3_zoo.build import build_zoo, default_cache
 
 SIZE = 50
@@ -28,6 +28,7 @@ def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rung
     from merge3_lm_eval_tasks.api import CLASS_REF
     from merge3_plugin.extraction import extract
     from merge3_plugin.fitting import fit_bundle
+    from merge3_plugin.graded import fit_graded
 
     zoo = build_zoo(preset).zoo
     written = []
@@ -37,6 +38,8 @@ def regenerate(out: Path = HERE, size: int = SIZE, preset: str = "default", rung
         matrix = load_responses([zoo.responses_dir], name, task["metric"])
         bundle = fit_bundle(matrix, dims="auto", holdout=zoo.names("heldout"), lineage=zoo.lineage(),
                             task_version=task_version([zoo.responses_dir], name))
+        if task["output_type"] == "multiple_choice":  # graded responses too (adaptive: {graded: true})
+            bundle = fit_graded(bundle, load_responses([zoo.responses_dir], name, GRADED))
         anchored = extract(bundle, size, "anchor-irt", seed=0, rungs=rungs).slim()
         bundle_path = anchored.save(out / "bundles" / f"{name}.json")
         body = yaml.safe_dump({"task": f"merge3_{name}", "tag": ["merge3", "toy_world_merge3"], "metadata": {

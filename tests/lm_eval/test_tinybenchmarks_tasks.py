@@ -13,8 +13,14 @@ from merge3_plugin import tinybenchmarks as tb
 from merge3_plugin.anchor_lock import lock_path
 from merge3_plugin.estimation import estimate
 from tests.method.test_cli import merge3
-from tests.tinybenchmarks_reference import (benchmark_doc, lm_eval_docs, local_position, synthetic_tinybenchmarks,
-                                             write_pkl, write_tiny_datasets)
+from tests.tinybenchmarks_reference import (
+    benchmark_doc,
+    lm_eval_docs,
+    local_position,
+    synthetic_tinybenchmarks,
+    write_pkl,
+    write_tiny_datasets,
+)
 
 ARC_YAML = """task: {name}
 dataset_path: json
@@ -124,7 +130,6 @@ def test_tasks_build_num_fewshot_runs_the_task_as_the_parameters_assume(world, t
     """A 0-shot base task, built --num-fewshot 25 (the leaderboard's shots of the imported parameters): the
     YAML says 25, the task runs 25-shot and does not warn; without it, the base's 0 shots and the warning."""
     import yaml
-
     from merge3_lm_eval_tasks.task import Merge3Task
 
     root, _, _, cache = world
@@ -202,7 +207,6 @@ def test_the_ready_configs_name_their_benchmark_and_its_metric():
     not. Each bundle's metric is one its base task computes."""
     import yaml
     from lm_eval.tasks import TaskManager
-
     from merge3_lm_eval_tasks.compat import load_yaml
     from merge3_lm_eval_tasks.task import base_config
     from merge3_lm_eval_tasks.task_files import configs_dir
@@ -241,3 +245,46 @@ def test_a_refused_rebuild_keeps_the_task_it_would_have_replaced(world, tmp_path
     fresh = ["tasks", "build", "--bundle", str(bundle_path), "--name", "merge3_new_arc", "--out", str(tmp_path / "tasks")]
     assert merge3(*fresh, "--base-yaml", str(tmp_path / "tr.yaml")).returncode == 2
     assert not (tmp_path / "tasks" / "merge3_new_arc.yaml").exists()
+
+
+def test_report_scores_an_imported_bundle_on_full_logs_through_its_lock(world, tmp_path):
+    """`merge3 report` on full logs of the base task: each model's mean over every document is the truth, its
+    estimates read the anchors the lock pinned (by doc_hash, whatever the log's order); the table has them."""
+    from merge3_lm_eval_tasks.compat import doc_hash
+
+    from merge3_plugin.bundle import Bundle
+
+    root, _, docs, cache = world
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    build = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
+                   "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    assert build.returncode == 0, build.stderr
+    bundle = Bundle.load(bundle_path)
+    pinned = [row["doc_hash"] for row in json.loads(lock_path(bundle_path).read_text())["tasks"][str(root / "arc.yaml")]["anchors"]]
+    hashes = [doc_hash(d) for d in docs]
+    assert set(pinned) <= set(hashes)
+    rng = np.random.default_rng(3)
+    skill = {f"model-{k}": 0.3 + 0.15 * k for k in range(4)}
+    scores = {name: (rng.random(len(docs)) < p).astype(float) for name, p in skill.items()}
+    for name, row in scores.items():
+        log = tmp_path / "logs" / name / "samples_synth_arc_2026-12-06T10-00-00.jsonl"
+        log.parent.mkdir(parents=True)
+        order = rng.permutation(len(docs))
+        log.write_text("".join(json.dumps({"doc_id": int(i), "doc_hash": hashes[i], "filter": bundle.filter,
+                                           bundle.metric: float(row[i])}) + "\n" for i in order))
+    no_task = merge3("report", "--bundle", str(bundle_path), "--samples", str(tmp_path / "logs"))
+    assert no_task.returncode == 2 and "--task" in no_task.stderr
+    run = merge3("report", "--bundle", str(bundle_path), "--samples", str(tmp_path / "logs"), "--task", "synth_arc",
+                 "--plot", str(tmp_path / "cal.png"))
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "cal.png").exists()
+    anchored = np.stack([scores[n][[hashes.index(h) for h in pinned]] for n in sorted(scores)])
+    truth = np.array([scores[n].mean() for n in sorted(scores)])
+    expected = estimate(bundle, anchored)
+    rows = {line.split()[0]: line.split() for line in run.stdout.splitlines() if line.split()}
+    assert {"anchor", "pirt", "gpirt"} <= set(rows) & set(expected)
+    for name in set(rows) & set(expected):  # models, MAE against each model's mean over every document
+        assert rows[name][1] == "4" and float(rows[name][2]) == pytest.approx(np.abs(expected[name] - truth).mean(),
+                                                                              abs=6e-4)
+    assert "4 held-out models, 100 anchors" in run.stdout and "random-subset mean" in run.stdout

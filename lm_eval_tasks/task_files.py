@@ -7,9 +7,9 @@ import re
 import sysconfig
 from pathlib import Path
 
-import merge3_lm_eval_tasks
 import yaml
 
+import merge3_lm_eval_tasks
 from merge3_plugin.bundle import Bundle
 from merge3_plugin.errors import UserError
 from merge3_plugin.files import write_atomic

@@ -50,8 +50,8 @@ def build_engine(config: EvolveConfig, depth: int | None = None, manager=None) -
     from mergekit.common import dtype_from_name
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .merging.inmemory import InMemoryMerger
     from .scoring.fitness import Fitness
+    from .merging.inmemory import InMemoryMerger
 
     merge = config.merge
     first = str(merge.get("base_model") or merge["models"][0]["model"])

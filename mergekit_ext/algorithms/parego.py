@@ -23,9 +23,9 @@ import numpy as np
 from pymoo.algorithms.soo.nonconvex.ga import GA
 from pymoo.core.population import Population
 from pymoo.core.survival import Survival
+from pymoo.util.optimum import filter_optimum
 from pymoo.operators.selection.tournament import TournamentSelection, compare
 from pymoo.util.display.multi import MultiObjectiveOutput
-from pymoo.util.optimum import filter_optimum
 
 RHO = 0.05  # ParEGO's augmentation: a small pull toward the weighted sum, so no point is weakly dominated
 

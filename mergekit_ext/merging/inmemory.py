@@ -20,16 +20,8 @@ import torch
 
 from merge3_plugin.crashpoints import crash_point
 
-from .compat import (
-    gather_key,
-    model_configs_memoised,
-    plan_merge,
-    set_depth,
-    sparsification_of,
-    sparsify_hooked,
-    tensor_versions,
-    weight_names,
-)
+from .compat import (gather_key, model_configs_memoised, plan_merge, set_depth, sparsification_of, sparsify_hooked,
+                     tensor_versions, weight_names)
 from .recipe import is_recipe, stacked_parts
 from .sparsify_cache import RULES, SparsifyCache
 

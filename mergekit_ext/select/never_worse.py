@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from merge3_lm_eval_tasks import api as lm_eval_api
 
+from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.errors import UserError
 
 from ..config import EvolveConfig, FitnessSpec

@@ -224,6 +224,9 @@ def plot(curves: dict[str, Curve], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean |estimate - true accuracy|")
     axes[0][0].legend(fontsize=7)
+    for ax in axes[0][1:]:
+        if len(ax.get_lines()) > len(axes[0][0].get_lines()):  # the graded ways: a legend of their own
+            ax.legend(fontsize=6)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,10 +99,12 @@ def run_estimate(args: argparse.Namespace) -> int:
     from .estimation import anchor_scores_of, estimate
 
     bundle = Bundle.load(args.bundle)
-    if getattr(args, "adaptive", None):
+    if args.graded and not args.adaptive:
+        raise UserError("--graded: graded responses are used by adaptive tests; add --adaptive N")
+    if args.adaptive:
         return run_adaptive_estimate(args, bundle)
     bundle.require_anchors(args.bundle)
-    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None), bundle_path=args.bundle)
+    matrix = responses_for_bundle(bundle, args.samples, args.task, bundle_path=args.bundle)
     anchor = anchor_scores_of(bundle, matrix.doc_ids, matrix.scores)
     keep = ~np.isnan(anchor).all(axis=1)
     for name in np.array(matrix.models)[~keep]:
@@ -111,7 +114,7 @@ def run_estimate(args: argparse.Namespace) -> int:
     ends = None
     end_names: list[str] = []
     if args.endpoints:
-        end_names, theta = endpoint_abilities(bundle, args.endpoints, args.bundle, getattr(args, "task", None))
+        end_names, theta = endpoint_abilities(bundle, args.endpoints, args.bundle, args.task)
         ends = np.repeat(theta[None], int(keep.sum()), axis=0)
     results = estimate(bundle, anchor[keep], ends)
     records = []
@@ -140,19 +143,24 @@ def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
 
     policy = AdaptivePolicy(max_items=args.adaptive)
     policy.check(bundle.n_items, f"--adaptive {args.adaptive} ({bundle.task})")
-    matrix = responses_for_bundle(bundle, args.samples, getattr(args, "task", None))
+    matrix = responses_for_bundle(bundle, args.samples, args.task)
     answers = np.full((len(matrix.models), bundle.n_items), np.nan)
     answers[:, bundle.columns(matrix.doc_ids)] = matrix.scores
-    mean, cov = bundle.ability_prior()
+    graded = _graded_answers(bundle, args, matrix) if args.graded else None
+    mean, cov = bundle.graded_prior() if args.graded else bundle.ability_prior()
     end_names: list[str] = []
     if args.endpoints:  # a merge: its test starts from its endpoints' mean ability
+        if args.graded:
+            raise UserError("--endpoints with --graded: the endpoints' graded abilities are not measured here; "
+                            "drop one of them")
         end_names, theta = endpoint_abilities(bundle, args.endpoints)
         mean = theta.mean(axis=0)
-    run = run_adaptive(bundle.items, replay(answers), len(matrix.models), policy, mean, cov,
-                       item_weights=bundle.item_weights, allowed=~np.isnan(answers))
+    run = run_adaptive(bundle.items, replay(answers, graded), len(matrix.models), policy, mean, cov,
+                       item_weights=bundle.item_weights, allowed=~np.isnan(answers), graded=bundle.graded if args.graded
+                       else None)
     records = [{"model": str(model), "task": bundle.task, "metric": bundle.metric, "items_asked": len(run.asked[m]),
                 "asked": [int(bundle.doc_ids[j]) for j in run.asked[m]],
-                "adaptive": float(run.estimate[m]), "se": float(run.se[m]),
+                "adaptive": float(run.estimate[m]), "se": float(run.se[m]), "graded": bool(args.graded),
                 "items_logged": int((~np.isnan(answers[m])).sum()), "mean_of_logged": float(np.nanmean(answers[m])),
                 **({"endpoints": end_names} if end_names else {})}
                for m, model in enumerate(matrix.models)]
@@ -167,6 +175,17 @@ def run_adaptive_estimate(args: argparse.Namespace, bundle) -> int:
               f"{r['mean_of_logged']:>16.3f}")
     print("(mean of logged: the plain mean of every item the log holds; with a full log, the true accuracy)")
     return 0
+
+
+def _graded_answers(bundle, args: argparse.Namespace, matrix) -> np.ndarray:
+    """The models' graded responses (models x N, the bundle's columns) from the same logs as `matrix`."""
+    from .bundle_responses import responses_for_bundle
+
+    bundle.require_graded(args.bundle)
+    graded = responses_for_bundle(replace(bundle, metric=GRADED), args.samples, args.task)
+    out = np.full((len(matrix.models), bundle.n_items), np.nan)
+    out[:, bundle.columns(graded.doc_ids)] = graded.scores[[graded.models.index(m) for m in matrix.models]]
+    return out
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -266,6 +285,9 @@ def add_parsers(sub: Any) -> None:  # what ArgumentParser.add_subparsers() retur
                      help="instead of the anchors: replay an adaptive test of up to N items on each model's logs "
                           "(the next items the most informative at its current ability, among those it answered; "
                           "issue #26); works on logs of the full task, needs no anchors")
+    est.add_argument("--graded", action="store_true",
+                     help="with --adaptive, on a bundle fit with `merge3 fit --graded`: measure each model's ability "
+                          "from its graded responses (the probability of the right choice) instead of right/wrong")
     est.set_defaults(func=run_estimate)
 
     rep = sub.add_parser(

@@ -101,3 +101,17 @@ def test_a_graded_adaptive_search_records_each_items_graded_response(micro_zoo, 
         assert again.asked[0] == columns.tolist()
         assert record["objectives"][0] == pytest.approx(float(again.estimate[0]), abs=1e-12)
     assert binary.doc_ids == bundle.doc_ids
+
+
+def test_estimate_adaptive_graded_replays_tests_on_the_logs(micro_zoo, graded_bundle):
+    binary = load_responses([micro_zoo.responses_dir], "toy_rev", "acc")
+    run = merge3("estimate", "--bundle", str(graded_bundle / "anchored.json"), "--samples", str(micro_zoo.responses_dir),
+                 "--task", "toy_rev", "--adaptive", "20", "--graded", "--json")
+    assert run.returncode == 0, run.stderr
+    records = json.loads(run.stdout)
+    assert len(records) == len(binary.models) and all(r["graded"] and r["items_asked"] == 20 for r in records)
+    errors = [abs(r["adaptive"] - r["mean_of_logged"]) for r in records]
+    assert np.mean(errors) < 0.1
+    alone = merge3("estimate", "--bundle", str(graded_bundle / "anchored.json"), "--samples",
+                   str(micro_zoo.responses_dir), "--graded")
+    assert alone.returncode == 2 and "add --adaptive N" in alone.stderr

@@ -17,7 +17,8 @@ world's two target experts, the same number of candidates and seeds) with one fi
 The chosen merge (best.yaml) is judged by its true accuracy on the task's validation split: no arm asks
 any of those documents (the bundle, its anchors and every adaptive test live on the test split), so no
 arm's winner's curse reaches the judge. Prints a markdown table: mean and standard error over seeds of
-the true accuracy, the per-seed differences to the fixed arm, items per candidate and wall seconds.
+the true accuracy, the per-seed differences to the fixed arm, items and lm-eval seconds per candidate, and wall seconds
+(time them on a quiet machine: one run at a time).
 Runs are kept in --out; a finished run is reused, an interrupted one resumed. One run at a time.
 """
 
@@ -97,6 +98,7 @@ def main() -> None:
             searched = summary["items_evaluated"]
             rows.setdefault(arm, []).append({
                 "seed": seed, "true": judge.merge(best), "wall": summary["wall_seconds"],
+                "eval": summary["mean_eval_seconds"],
                 "per_candidate": searched["candidates"] / max(summary["evaluations"], 1),
                 "fitness": summary["best_objectives"][0]})
             print(f"  {arm} seed {seed}: true {rows[arm][-1]['true']:.3f}, "
@@ -104,11 +106,12 @@ def main() -> None:
 
     print(f"\n{args.preset} world, fitness task {task} ({metric}); true accuracy on its {judge.size} validation "
           f"items (no arm asks them); GA pop 12, {args.candidates} candidates per run, seeds {args.seeds}\n")
-    print("| arm | true accuracy (mean ± SE) | minus fixed, per seed | items per candidate | wall s |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| arm | true accuracy (mean ± SE) | minus fixed, per seed | items per candidate | eval s per candidate "
+          "| wall s |")
+    print("| --- | --- | --- | --- | --- | --- |")
     for name in (expert_a, expert_b):
-        print(f"| {name} | {judge.model(zoo.model_path(name)):.3f} | | | |")
-    print(f"| task arithmetic 0.5/0.5 (the config) | {judge.merge(merge):.3f} | | | |")
+        print(f"| {name} | {judge.model(zoo.model_path(name)):.3f} | | | | |")
+    print(f"| task arithmetic 0.5/0.5 (the config) | {judge.merge(merge):.3f} | | | | |")
     fixed = {r["seed"]: r["true"] for r in rows.get("fixed", [])}
     for arm, results in rows.items():
         mean, se = mean_se([r["true"] for r in results])
@@ -119,7 +122,8 @@ def main() -> None:
             diff += f" (mean {dm:+.3f} ± {dse:.3f})"
         per = sum(r["per_candidate"] for r in results) / len(results)
         wall = sum(r["wall"] for r in results) / len(results)
-        print(f"| {ARMS[arm]} | {mean:.3f} ± {se:.3f} | {diff} | {per:.1f} | {wall:.0f} |")
+        seconds = sum(r["eval"] for r in results) / len(results)
+        print(f"| {ARMS[arm]} | {mean:.3f} ± {se:.3f} | {diff} | {per:.1f} | {seconds:.3f} | {wall:.0f} |")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import yaml
 
+from merge3_lm_eval_tasks.api import shipped_tasks_dir
 from mergekit_ext import cli as evolve_cli
 from mergekit_ext.engine import Engine  # noqa: F401  (imported so that a patch below can refuse to build one)
 from merge3_plugin import cli as merge3_cli
@@ -51,6 +52,15 @@ def world(untrained_toy_tasks, tmp_path_factory, tiny_world):
         "task": "merge3_toy_math_random", "class": "!function merge3_lm_eval_tasks.task.Merge3Task",
         "metadata": {"merge3_base_yaml": str(untrained_toy_tasks / "data" / "toy_math.yaml"),
                      "merge3_random_anchors": {"size": 20, "seed": 0}}}).replace("'!function", "!function")
+        .replace("Merge3Task'", "Merge3Task"))
+    # a multiple-choice task whose bundle has no graded fit (the shipped toy_rev bundle has one)
+    plain = json.loads((shipped_tasks_dir() / "bundles" / "toy_rev.json").read_text())
+    plain.pop("graded")
+    (root / "toy_rev_plain.json").write_text(json.dumps(plain))
+    (root / "tasks" / "merge3_toy_rev_plain.yaml").write_text(yaml.safe_dump({
+        "task": "merge3_toy_rev_plain", "class": "!function merge3_lm_eval_tasks.task.Merge3Task",
+        "metadata": {"merge3_base_yaml": str(untrained_toy_tasks / "data" / "toy_rev.yaml"),
+                     "merge3_bundle": str(root / "toy_rev_plain.json")}}).replace("'!function", "!function")
         .replace("Merge3Task'", "Merge3Task"))
     return root, good, untrained_toy_tasks / "data"
 
@@ -134,7 +144,7 @@ EVOLVE_CASES = {
         lambda c: c["evolve"]["fitness"][0].update(estimator="adaptive", items=10, adaptive={"graded": True}),
         ["field 'evolve.fitness.0.estimator'", "generate_until, not multiple_choice"]),
     "graded responses without a graded fit": (
-        lambda c: c["evolve"]["fitness"][0].update(task="merge3_toy_rev", metric="acc", estimator="adaptive", items=10,
+        lambda c: c["evolve"]["fitness"][0].update(task="merge3_toy_rev_plain", metric="acc", estimator="adaptive", items=10,
                                                    adaptive={"graded": True}),
         ["field 'evolve.fitness.0.estimator'", "merge3 fit --graded"]),
     "an adaptive estimator with racing": (

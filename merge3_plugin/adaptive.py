@@ -186,6 +186,8 @@ def run_adaptive(items: ItemParams, answer: Callable[[list[list[int]]], list[lis
         if not any(requests):
             break
         for m, (columns, given) in enumerate(zip(requests, answer(requests))):
+            if not columns and not len(given):
+                continue  # nothing asked of this model this round (stopped, or no item left to ask)
             values = np.asarray(given, dtype=float).reshape(len(given), -1)
             if len(given) != len(columns) or values.shape[1] != (1 if graded is None else 2) or np.isnan(values).any():
                 # an unanswered item would look unasked and be asked again

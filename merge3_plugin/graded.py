@@ -35,7 +35,8 @@ def fit_graded(bundle: Bundle, graded: ResponseMatrix, seed: int = 0) -> Bundle:
     channel at those abilities from the bundle's own right/wrong scores."""
     scores = bundle.require_scores()
     rows = _rows(bundle, graded)
-    columns = [graded.doc_ids.index(d) if d in set(graded.doc_ids) else None for d in bundle.doc_ids]
+    position = {d: j for j, d in enumerate(graded.doc_ids)}
+    columns = [position.get(d) for d in bundle.doc_ids]
     if any(c is None for c in columns):
         raise UserError(f"{graded.task}: the graded logs lack items of the bundle; fit both from the same logs")
     responses = graded.scores[np.ix_(rows, np.array(columns))]

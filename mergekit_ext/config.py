@@ -449,7 +449,11 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
     """Every fitness entry's estimator is a registered one, and an adaptive one has its `items` (found
     here, before any model loads; the items are checked against the task's split with the task index)."""
     available = registry("estimator")
+    adaptive_seen: dict[tuple[str, str], FitnessSpec] = {}
     for where, spec in evolve.fitness_entries():
+        if is_adaptive(spec) and adaptive_seen.setdefault((spec.task, spec.estimator), spec) != spec:
+            raise UserError(f"{path}: field '{where}': another entry runs {spec.estimator} on {spec.task} with other "
+                            "settings; one adaptive test per task and estimator")
         if spec.estimator is not None and spec.estimator not in available:
             raise UserError(f"{path}: field '{where}.estimator': "
                             f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")

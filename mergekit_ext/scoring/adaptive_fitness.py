@@ -28,12 +28,21 @@ def policy_of(spec: FitnessSpec) -> AdaptivePolicy:
 class AdaptiveScorer:
     """Runs `spec`'s adaptive test on whatever the live model `lm` holds now."""
 
-    def __init__(self, lm, manager, raw: dict, spec: FitnessSpec, endpoint_theta: list | None):
+    def __init__(self, lm, manager, raw: dict, spec: FitnessSpec, endpoint_theta: list | None,
+                 hidden: dict | None = None):
+        """`hidden` ({items, seed}): the never-worse duel's held-out sample of this task, which no test asks."""
         self.lm, self.spec = lm, spec
         self.task, self.task_dict = lm_eval_api.split_task(manager, raw)
         self.bundle = self.task.bundle
+        try:
+            self.task.eval_docs  # noqa: B018  (the split, checked against the bundle now, not at the first candidate)
+        except lm_eval_api.Merge3ConfigError as err:
+            raise UserError(f"fitness task {spec.task}: {err}") from None
         self.policy = policy_of(spec)
-        self.policy.check(self.bundle.n_items, f"fitness task {spec.task}: items")
+        self.hidden = hidden
+        self.allowed = None if hidden is None else askable(self.bundle, hidden)[None]
+        pool = self.bundle.n_items if self.allowed is None else int(self.allowed.sum())
+        self.policy.check(pool, f"fitness task {spec.task}: items (the split less the never-worse duel's held-out items)")
         self.graded = self.bundle.graded if spec.adaptive is not None and spec.adaptive.graded else None
         mean, self.prior_cov = self.bundle.graded_prior() if self.graded else self.bundle.ability_prior()
         # a merge's ability lies near its endpoints': its test starts from their mean (the prior's spread kept)
@@ -45,13 +54,13 @@ class AdaptiveScorer:
         from (with the bundle, enough to replay the test: `adaptive.run_adaptive` with `replay`)."""
         self._graded_of = {}
         run = run_adaptive(self.bundle.items, self._answer, 1, self.policy, self.prior_mean, self.prior_cov,
-                           item_weights=self.bundle.item_weights, graded=self.graded)
+                           item_weights=self.bundle.item_weights, allowed=self.allowed, graded=self.graded)
         asked = run.asked[0]
         graded = {"graded": [self._graded_of[c] for c in asked]} if self.graded else {}
         return float(run.estimate[0]), {
             "asked": self.task.positions(asked), "scores": [float(s) for s in run.observed[0, asked]], **graded,
             "se": round(float(run.se[0]), 6), "rounds": [r["n"][0] for r in run.rounds],
-            "prior": self.prior_mean.tolist()}
+            "prior": self.prior_mean.tolist(), **({"not_asked": self.hidden} if self.hidden else {})}
 
     def _answer(self, requests: list[list[int]]) -> list[list[float]]:
         (columns,) = requests
@@ -62,18 +71,31 @@ class AdaptiveScorer:
                                          samples={name: sorted(self.task.positions(columns))})
         metric = self.bundle.metric
         found: dict[int, float] = {}
-        for sample in out["samples"][name]:
+        for sample in of_filter(out["samples"][name], self.bundle.filter):
             for column in self.task.columns_of(sample["doc"]):
                 found[column] = float(sample[metric])
                 if self.graded:
                     self._graded_of[column] = graded_response(sample)
-        missing = [c for c in columns if c not in found]
-        if missing:  # lm-eval scored other documents than asked: a changed selection rule upstream
-            raise UserError(f"fitness task {name}: lm-eval did not score documents "
-                            f"{self.task.positions(missing)[:5]} it was asked for")
+        if set(found) != set(columns):  # lm-eval scored other documents than asked: a changed selection rule
+            raise UserError(f"fitness task {name}: lm-eval scored {len(found)} documents when asked for "
+                            f"{len(columns)} ({sorted(self.task.positions(columns))[:5]} ...)")
         if self.graded:
             return [[(found[c], self._graded_of[c]) for c in columns]]
         return [[found[c] for c in columns]]
+
+
+def of_filter(samples: list[dict], name: str | None) -> list[dict]:
+    """The logged samples of one lm-eval filter (a task with several logs each document once per filter)."""
+    return [s for s in samples if not name or s.get("filter", name) == name]
+
+
+def askable(bundle, hidden: dict) -> np.ndarray:
+    """Per item of the split, whether an adaptive test may ask it: all but the never-worse duel's held-out
+    sample ({items, seed}, drawn among the documents outside the anchors as the duel draws them), so the
+    duel stays on documents the search never saw."""
+    held = set(lm_eval_api.held_out_ids(bundle.n_items, bundle.require_anchors().doc_ids, hidden["items"],
+                                        hidden["seed"]))
+    return np.array([doc_id not in held for doc_id in bundle.doc_ids])
 
 
 def graded_response(sample: dict) -> float:

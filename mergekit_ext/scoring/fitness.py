@@ -21,7 +21,7 @@ from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import endpoint_estimators, unknown_name
 
 from ..config import EvolveConfig, FitnessSpec, is_adaptive
-from .adaptive_fitness import AdaptiveScorer, graded_response
+from .adaptive_fitness import AdaptiveScorer, graded_response, of_filter
 
 
 @dataclass
@@ -87,19 +87,37 @@ def check_fitness_tasks(config: EvolveConfig, manager) -> None:
                             "task (no bundle); use a merge3_* task, or estimator: null (the plain metric)")
 
 
+def hidden_items(config: EvolveConfig) -> dict | None:
+    """The never-worse duel's held-out sample per task ({items, seed}), which adaptive tests must not ask."""
+    keep = config.evolve.keep
+    return None if keep is None else {"items": keep.holdout_items, "seed": keep.seed}
+
+
 def check_adaptive_task(config: EvolveConfig, spec: FitnessSpec, manager, where: str) -> None:
-    """An adaptive entry's task has IRT parameters for every item of its split, and at least `items` of them."""
+    """An adaptive entry's task has IRT parameters for every item of its split, and at least `items` of them
+    outside the never-worse duel's held-out sample."""
     raw = task_config(spec, manager)
     if not lm_eval_api.is_merge3_task(raw):
         raise UserError(f"{config.path}: field '{where}.task': estimator {spec.estimator} chooses items by their IRT "
                         f"parameters, but {spec.task!r} is a plain lm-eval task (no bundle); use a merge3_* task")
     try:
-        n_items = lm_eval_api.split_items(spec.task, raw, graded=spec.adaptive is not None and spec.adaptive.graded)
+        n_items, metric = lm_eval_api.split_items(spec.task, raw, graded=spec.adaptive is not None and spec.adaptive.graded)
     except lm_eval_api.Merge3ConfigError as err:
         raise UserError(f"{config.path}: field '{where}.estimator': {err}") from None
+    if spec.metric != metric:
+        raise UserError(f"{config.path}: field '{where}.metric': the bundle of {spec.task} models {metric!r}, which "
+                        f"an adaptive test estimates; metric is {spec.metric!r}")
     if spec.items > n_items:
         raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but the split of "
                         f"{spec.task} has only {n_items}")
+    hidden = hidden_items(config)
+    if hidden is not None:  # the duel's held-out sample is never asked (at most the documents outside the anchors)
+        anchors = len(lm_eval_api.anchor_doc_ids(spec.task, raw))
+        pool = n_items - min(hidden["items"], n_items - anchors)
+        if spec.items > pool:
+            raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but only {pool} "
+                            f"of {spec.task}'s {n_items} are left outside the never-worse duel's "
+                            f"{min(hidden['items'], n_items - anchors)} held-out items (keep_config.holdout_items)")
 
 
 def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "evolve.fitness") -> list[int]:
@@ -143,7 +161,8 @@ class Fitness:
                 if (spec.task, spec.estimator) not in self.adaptive:
                     graded = spec.adaptive is not None and spec.adaptive.graded
                     theta = self._endpoint_thetas(raw, endpoints, graded) if starts_at_endpoints(spec) else None
-                    self.adaptive[spec.task, spec.estimator] = AdaptiveScorer(self.lm, self.manager, raw, spec, theta)
+                    self.adaptive[spec.task, spec.estimator] = AdaptiveScorer(self.lm, self.manager, raw, spec, theta,
+                                                                              hidden_items(config))
                 continue
             if spec.task in self.tasks:
                 continue
@@ -183,6 +202,7 @@ class Fitness:
         out = lm_eval_api.evaluate_tasks(self.lm, task_dict, log_samples=True)
         (samples,) = out["samples"].values()
         metric = plain.bundle.metric
+        samples = of_filter(samples, plain.bundle.filter)
         keys = [plain.anchor_key(s["doc"]) for s in samples]
         return {key: graded_response(s) if graded else float(s[metric])
                 for key, s in zip(keys, samples, strict=True) if key is not None}

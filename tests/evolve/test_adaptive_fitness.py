@@ -85,11 +85,35 @@ def test_the_documents_asked_are_scored_as_lm_eval_scores_them_all(micro_zoo, ta
     scorer = AdaptiveScorer(lm, manager, raw, FitnessSpec(**{**ADAPTIVE, "items": 15}), None)
     estimate, test = scorer()
     everything = lm_eval_api.evaluate_tasks(lm, scorer.task_dict, log_samples=True)
-    truth = {}
-    for sample in everything["samples"]["merge3_toy_math"]:
-        for column in scorer.task.columns_of(sample["doc"]):
-            truth[int(scorer.bundle.doc_ids[column])] = float(sample["exact_match"])
+    # lm-eval's own numbering of the whole split (doc_id: the document's position), not the mapping under test
+    truth = {int(sample["doc_id"]): float(sample["exact_match"]) for sample in everything["samples"]["merge3_toy_math"]}
     assert len(truth) == scorer.bundle.n_items
     assert test["scores"] == [truth[doc] for doc in test["asked"]]
     assert len(test["asked"]) == 15 and test["rounds"] == [5, 10, 15]
     assert 0.0 <= estimate <= 1.0 and test["se"] > 0
+
+
+def test_the_never_worse_duels_held_out_items_are_never_asked(micro_zoo, tasks, tmp_path, capsys):
+    """With keep_config on, the duel judges on documents outside the anchors that the search never saw;
+    adaptive tests, which may ask any document, are kept off that sample."""
+    from merge3_lm_eval_tasks.api import held_out_ids
+
+    config = write_ta_config(tmp_path / "config.yaml", micro_zoo.root / "models", tasks,
+                             {"fitness": [ADAPTIVE], "algorithm": {"name": "ga", "pop_size": 3},
+                              "budget": {"evaluations": 6}, "keep_config": {"holdout_items": 150, "challengers": 2}})
+    assert evolve_cli.main([str(config), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    bundle = Bundle.load(tasks / "bundles" / "toy_math.json")
+    held = set(held_out_ids(bundle.n_items, bundle.anchors.doc_ids, 150, 0))
+    assert len(held) == 150
+    history = [json.loads(line) for line in (tmp_path / "out" / "history.jsonl").read_text().splitlines()]
+    asked = {doc for r in history for doc in r["details"]["merge3_toy_math"]["adaptive"]["adaptive"]["asked"]}
+    assert asked and not asked & held
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["items_evaluated"]["held_out"] > 0  # the duel ran, on those 150 documents
+    # more items than the split leaves outside the duel's sample: refused before any model loads
+    config.write_text(config.read_text().replace("holdout_items: 150", "holdout_items: 180").replace(
+        "items: 10", "items: 25"))
+    capsys.readouterr()
+    assert evolve_cli.main([str(config), "--out", str(tmp_path / "out2"), "--dry-run"]) == 2
+    said = capsys.readouterr().err
+    assert "field 'evolve.fitness.0.items'" in said and "only 20 of merge3_toy_math's 200" in said, said

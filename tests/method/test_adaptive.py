@@ -80,6 +80,13 @@ def test_only_allowed_items_are_asked():
     run = run_adaptive(items, replay(answers), 3, AdaptivePolicy(max_items=10), np.zeros(1), np.eye(1),
                        allowed=allowed)
     assert all(all(j % 2 == 0 for j in order) for order in run.asked)
+    # a model whose log holds fewer items than the test asks stops there while the others go on
+    allowed[0] = False
+    allowed[0, :5] = True
+    short = run_adaptive(items, replay(answers), 3, AdaptivePolicy(max_items=10), np.zeros(1), np.eye(1),
+                         allowed=allowed)
+    assert sorted(short.asked[0]) == [0, 1, 2, 3, 4] and [len(order) for order in short.asked[1:]] == [10, 10]
+    assert short.rounds[-1]["n"] == [5, 10, 10]
 
 
 def test_a_merge_starts_where_its_endpoints_are():

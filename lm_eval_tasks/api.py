@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .compat import cache_env_info, load_tasks, load_yaml
+from .compat import cache_env_info, load_tasks, load_yaml, seed_fewshot
 from .errors import Merge3ConfigError
 from .task_files import CLASS_REF, shipped_tasks_dir
 
@@ -135,11 +135,13 @@ def wrap_live_model(model, tokenizer, batch_size: int | str, device: str, **extr
 
 def evaluate_tasks(lm, task_dict: dict, limit: int | None = None, log_samples: bool = False,
                    samples: dict[str, list[int]] | None = None) -> dict:
-    """lm-eval's `evaluate` on prebuilt tasks, quietly (no index, no environment report). `samples`:
+    """lm-eval's `evaluate` on prebuilt tasks, quietly (no index, no environment report), each task's
+    few-shot draws seeded as `lm_eval` seeds them. `samples`:
     {task name: document positions}, only those documents (lm-eval's own selection, 0.4.9+)."""
     from lm_eval.evaluator import evaluate
 
     chosen = {} if samples is None else {"samples": samples}  # lm-eval before 0.4.9 has no such argument
+    seed_fewshot(task_dict)  # the same shots for every candidate, and the ones `lm_eval` would draw
     return evaluate(lm, task_dict, limit=limit, log_samples=log_samples, verbosity="ERROR", **chosen)
 
 

@@ -1,8 +1,8 @@
 """Every use of a private, deprecated or copied lm-eval API, in one place.
 
 lm-eval (checked on 0.4.13) has no public way to read a task YAML with its includes resolved, to
-compute the `doc_hash` its sample logs carry, or to keep its environment report from being
-collected for every results file. Each is one small function here; `tests/lm_eval/test_compat.py` checks
+compute the `doc_hash` its sample logs carry, to keep its environment report from being
+collected for every results file, or to seed a task's few-shot draws as `simple_evaluate` does. Each is one small function here; `tests/lm_eval/test_compat.py` checks
 each contract on the installed version, so an upgrade that breaks one fails there, loudly.
 """
 
@@ -37,6 +37,27 @@ def load_tasks(manager, specs: list) -> dict:
     from lm_eval.tasks import get_task_dict
 
     return get_task_dict(specs, manager)
+
+
+def seed_fewshot(task_dict: dict) -> None:
+    """Give every task of `task_dict` the few-shot seed `lm_eval` (the CLI, `simple_evaluate`) gives it,
+    before each `evaluate`: a bare `evaluate` leaves the sampler unseeded, so a k-shot task would draw
+    other shots for every candidate (noise in the fitness, another result on --resume) and other shots
+    than `lm_eval --tasks ...` shows for the same model."""
+    from lm_eval.api.task import Task
+
+    try:
+        from lm_eval.defaults import DEFAULT_OTHER_SEED as seed
+    except ImportError:  # before lm-eval had a defaults module: the same number, its --fewshot_random_seed
+        seed = 1234
+    stack = [task_dict]
+    while stack:  # TaskManager.load(): {"tasks": {name: Task}, "groups": ...}; get_task_dict(): nested dicts
+        node = stack.pop()
+        for value in node.values():
+            if isinstance(value, Task):
+                value.set_fewshot_seed(seed=seed)
+            elif isinstance(value, dict):
+                stack.append(value)
 
 
 def cache_env_info() -> None:

@@ -89,3 +89,34 @@ def test_the_shared_merge3_tag_is_not_reported_as_an_override(tmp_path, caplog, 
         TaskManager(include_path=paths, include_defaults=False)
     said = [r.getMessage() for r in caplog.records if "overrides existing task" in r.getMessage()]
     assert not any("'merge3'" in m for m in said) and any("'demo_tag'" in m for m in said)
+
+
+def test_every_evaluation_draws_the_shots_lm_eval_draws(micro_zoo, micro_tasks, tmp_path):
+    """A bare `evaluate` leaves a task's few-shot sampler unseeded; `api.evaluate_tasks` seeds it as
+    `lm_eval`/`simple_evaluate` do (lm_eval.defaults.DEFAULT_OTHER_SEED), so each candidate of a search is
+    asked with the same shots, and with the ones `lm_eval --tasks ...` uses."""
+    import torch
+    from lm_eval.api.task import Task
+    from lm_eval.defaults import DEFAULT_OTHER_SEED
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from merge3_lm_eval_tasks import api
+
+    assert hasattr(Task, "set_fewshot_seed") and isinstance(DEFAULT_OTHER_SEED, int)
+    tasks = micro_tasks(tmp_path / "tasks")
+    folder = micro_zoo.root / "models" / "expert-math"
+    torch.set_num_threads(1)
+    lm = api.wrap_live_model(AutoModelForCausalLM.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), 32,
+                             "cpu")
+    manager = api.task_manager(str(tasks), include_defaults=False)
+    task_dict = api.build_tasks(manager, {**api.task_config(manager, "merge3_toy_math"), "num_fewshot": 3})
+
+    def prompts() -> list[str]:
+        samples = api.evaluate_tasks(lm, task_dict, log_samples=True)["samples"]["merge3_toy_math"]
+        return [s["arguments"][0][0] for s in sorted(samples, key=lambda s: s["doc_id"])]
+
+    first, second = prompts(), prompts()
+    assert first == second and first[0].count("\n\n") == 3  # three shots, the same ones both times
+    (task,) = task_dict["tasks"].values()
+    task.set_fewshot_seed(seed=DEFAULT_OTHER_SEED)
+    assert first[0].startswith(task.fewshot_context(task.eval_docs[0], num_fewshot=3)[:20])

@@ -27,13 +27,15 @@ def _history(out) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def setup(micro_zoo, micro_tasks, tmp_path_factory):
-    """Two generations of four (so each has two candidates per worker) and the serial run's outputs."""
+    """Two generations of four (so each has two candidates per worker) and the serial run's outputs. The
+    fitness folds a fixed-anchor estimate and an adaptive test (which each worker runs on its own)."""
     from mergekit_ext.config import load_config
     from mergekit_ext.run import run
 
     root = tmp_path_factory.mktemp("ray")
     micro_tasks(root / "tasks")
-    evolve = {"fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"}],
+    evolve = {"fitness": [{"task": "merge3_toy_math_l2", "metric": "exact_match", "estimator": "gpirt"},
+                          {"task": "merge3_toy_math", "metric": "exact_match", "estimator": "adaptive", "items": 10}],
               "algorithm": {"name": "ga", "pop_size": 4}, "budget": {"evaluations": 8}}
     serial = write_ta_config(root / "serial.yaml", micro_zoo.root / "models", root / "tasks", evolve)
     parallel = write_ta_config(root / "ray.yaml", micro_zoo.root / "models", root / "tasks", evolve,

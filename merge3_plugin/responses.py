@@ -96,18 +96,36 @@ GRADED = "choice_prob"
 
 def choice_probability(record: dict) -> float | None:
     """The probability of the right choice in one logged multiple-choice sample: the softmax of its
-    choices' log-likelihoods (`filtered_resps`, one [log-likelihood, is-greedy] per choice) at the target
-    index. None where the sample is not one (a generation task's, or a target that is no choice index)."""
-    resps, target = record.get("filtered_resps"), record.get("target")
+    choices' log-likelihoods (`filtered_resps`, one [log-likelihood, is-greedy] per choice) at the right
+    choice. None where the sample is not one (a generation task's, or no single right choice found)."""
     try:
-        ll = np.array([float(r[0]) for r in resps], dtype=np.float64)
-        index = int(target)
+        ll = np.array([float(r[0]) for r in record.get("filtered_resps")], dtype=np.float64)
     except (TypeError, ValueError, IndexError, KeyError):
         return None
-    if len(ll) < 2 or not 0 <= index < len(ll) or not np.isfinite(ll).all():
+    index = _right_choice(record)
+    if len(ll) < 2 or index is None or not 0 <= index < len(ll) or not np.isfinite(ll).all():
         return None
     p = np.exp(ll - ll.max())
     return float(p[index] / p.sum())
+
+
+def _right_choice(record: dict) -> int | None:
+    """The target's choice index: the target itself where it is one (lm-eval turns a digit target into an
+    index), else the one choice whose continuation is the target's text (a task whose doc_to_target
+    gives the answer's text). Continuations are lm-eval's request arguments: {"gen_args_k": {"arg_1": ...}}
+    in a log file, [(context, continuation), ...] in memory."""
+    target = record.get("target")
+    try:
+        return int(target)
+    except (TypeError, ValueError):
+        pass
+    if not isinstance(target, str):
+        return None
+    arguments = record.get("arguments")
+    pairs = list(arguments.values()) if isinstance(arguments, dict) else list(arguments or [])
+    continuations = [a.get("arg_1") if isinstance(a, dict) else (a[1] if len(a) > 1 else None) for a in pairs]
+    found = [k for k, c in enumerate(continuations) if isinstance(c, str) and c.strip() == target.strip()]
+    return found[0] if len(found) == 1 else None
 
 
 def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> tuple[dict[int, tuple[str, float]], str]:
@@ -133,7 +151,7 @@ def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> t
                 if value is None:
                     raise UserError(f"{sample.path}:{line_no}: no graded response: graded responses are the "
                                     "probability of the right choice, and this is not a multiple-choice log "
-                                    "(one log-likelihood per choice and a choice index as target)")
+                                    "(one log-likelihood per choice, and a target that is a choice index or the text of one choice)")
             elif metric not in record:
                 found = sorted(k for k in record.get("metrics", []) if k in record)
                 raise UserError(f"{sample.path}:{line_no}: no metric {metric!r}; this log has {found or 'none'}")

@@ -21,8 +21,15 @@ def test_the_graded_response_is_the_softmax_of_the_choices_at_the_target():
     assert choice_probability(record) == pytest.approx(expected)
     assert choice_probability({**record, "filtered_resps": [(-1.0, False), (-2.0, False), (-3.0, True)],
                                "target": 1}) == pytest.approx(expected)  # lm-eval's in-memory samples
+    # a target given as the answer's text: the choice whose continuation it is (a log's and lm-eval's in-memory form)
+    logged = {**record, "target": "Paris", "arguments": {f"gen_args_{k}": {"arg_0": "Q:", "arg_1": f" {c}"}
+                                                         for k, c in enumerate(["Rome", "Paris", "Oslo"])}}
+    assert choice_probability(logged) == pytest.approx(expected)
+    assert choice_probability({**logged, "arguments": [("Q:", " Rome"), ("Q:", " Paris"), ("Q:", " Oslo")]}) == \
+        pytest.approx(expected)
     for not_choice in ({"filtered_resps": ["12"], "target": "12"}, {"filtered_resps": ["answer"], "target": "x"},
-                       {**record, "target": "3"}, {**record, "target": "the first"}, {"target": "1"}):
+                       {**record, "target": "3"}, {**record, "target": "the first"}, {"target": "1"},
+                       {**logged, "target": "Berlin"}):
         assert choice_probability(not_choice) is None
 
 

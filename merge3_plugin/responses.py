@@ -151,7 +151,8 @@ def _read_records(sample: SampleFile, metric: str, filter_name: str | None) -> t
                 if value is None:
                     raise UserError(f"{sample.path}:{line_no}: no graded response: graded responses are the "
                                     "probability of the right choice, and this is not a multiple-choice log "
-                                    "(one log-likelihood per choice, and a target that is a choice index or the text of one choice)")
+                                    "(one log-likelihood per choice, and a target that is a choice index or the "
+                                    "text of one choice)")
             elif metric not in record:
                 found = sorted(k for k in record.get("metrics", []) if k in record)
                 raise UserError(f"{sample.path}:{line_no}: no metric {metric!r}; this log has {found or 'none'}")

@@ -15,8 +15,8 @@ from .compat import cache_env_info, load_tasks, load_yaml, seed_fewshot
 from .errors import Merge3ConfigError
 from .task_files import CLASS_REF, shipped_tasks_dir
 
-__all__ = ["CLASS_REF", "Merge3ConfigError", "anchor_doc_ids", "anchor_rungs", "build_tasks", "evaluate_and_log", "evaluate_tasks",
-           "held_out_ids", "is_merge3_task", "measuring_task", "shipped_tasks_dir", "split_items", "split_task",
+__all__ = ["CLASS_REF", "Merge3ConfigError", "anchor_rungs", "build_tasks", "evaluate_and_log", "evaluate_tasks",
+           "held_out_ids", "is_merge3_task", "measuring_task", "shipped_tasks_dir", "split_bundle", "split_task",
            "task_config", "task_manager", "wrap_live_model"]
 
 _PACKAGE = __name__.rsplit(".", 1)[0]  # merge3_lm_eval_tasks
@@ -79,11 +79,10 @@ def split_task(manager, raw: dict):
     return task, load_tasks(manager, [task])
 
 
-def split_items(name: str, raw: dict, graded: bool = False) -> tuple[int, str]:
-    """The number of items an adaptive test can ask of a merge3 task (its bundle's split) and the metric its
-    bundle models, checked without
-    loading any dataset; Merge3ConfigError when the task has no bundle whose items map to documents, or
-    (`graded`) when it is no multiple-choice task with a graded channel."""
+def split_bundle(name: str, raw: dict, graded: bool = False):
+    """The bundle of a merge3 task whose whole split an adaptive test can ask, checked without loading any
+    dataset; Merge3ConfigError when the task has no bundle whose items map to documents, or (`graded`)
+    when it is no multiple-choice task with a graded channel."""
     from .split_task import check_split_bundle
     from .task import base_config, load_bundle, random_anchors, with_tinybenchmarks
 
@@ -98,7 +97,7 @@ def split_items(name: str, raw: dict, graded: bool = False) -> tuple[int, str]:
         if bundle.graded is None:
             raise Merge3ConfigError(f"{name}: its bundle has no graded responses; refit it with `merge3 fit --graded` "
                                     "(then `merge3 extract`), or drop graded")
-    return bundle.n_items, bundle.metric
+    return bundle
 
 
 def held_out_ids(n_docs: int, anchor_ids, items: int, seed: int) -> list[int]:
@@ -106,13 +105,6 @@ def held_out_ids(n_docs: int, anchor_ids, items: int, seed: int) -> list[int]:
     from .held_out import held_out_ids as ids
 
     return ids(n_docs, anchor_ids, items, seed)
-
-
-def anchor_doc_ids(name: str, raw: dict) -> list[int]:
-    """The anchors' doc ids of a merge3 task's bundle (Merge3ConfigError when the bundle cannot load)."""
-    from .task import load_bundle, with_tinybenchmarks
-
-    return list(load_bundle(name, with_tinybenchmarks(name, dict(raw.get("metadata") or {}))).anchors.doc_ids)
 
 
 def anchor_rungs(name: str, raw: dict) -> list[int]:

@@ -1,9 +1,10 @@
 """Every use of a private, deprecated or copied lm-eval API, in one place.
 
 lm-eval (checked on 0.4.13) has no public way to read a task YAML with its includes resolved, to
-compute the `doc_hash` its sample logs carry, to keep its environment report from being
-collected for every results file, or to seed a task's few-shot draws as `simple_evaluate` does. Each is one small function here; `tests/lm_eval/test_compat.py` checks
-each contract on the installed version, so an upgrade that breaks one fails there, loudly.
+compute the `doc_hash` its sample logs carry, to keep its environment report from being collected for
+every results file, or to seed a task's few-shot draws as `simple_evaluate` does. Each is one small
+function here; `tests/lm_eval/test_compat.py` checks each contract on the installed version, so an
+upgrade that breaks one fails there, loudly.
 """
 
 from __future__ import annotations

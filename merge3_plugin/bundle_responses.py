@@ -52,20 +52,25 @@ def responses_for_bundle(bundle: Bundle, paths: list[Path], merge3_task: str | N
     return matrix
 
 
-def _anchor_of_hash(bundle: Bundle, bundle_path: Path) -> dict[str, int]:
-    """Each pinned anchor document's doc_hash -> its anchor position, for any base task the lock holds."""
+def _pinned(bundle: Bundle, bundle_path: Path) -> list[list[str]]:
+    """Per base task the bundle's lock holds, its anchors' pinned doc_hashes in anchor order."""
     from . import anchor_lock
 
-    position_of: dict[str, int] = {}
-    for base in anchor_lock.read(bundle_path)["tasks"]:
-        pinned = anchor_lock.locked(bundle, bundle_path, base)
-        for position, doc_hash in zip(bundle.anchors.doc_ids, pinned.doc_hashes):
-            position_of.setdefault(doc_hash, position)
-    if not position_of:
+    bases = anchor_lock.read(bundle_path)["tasks"]
+    pinned = [anchor_lock.locked(bundle, bundle_path, base).doc_hashes for base in bases]
+    if not pinned:
         raise UserError(f"{bundle_path}: its anchors have not been matched to any task's documents yet (no entry "
                         f"in {anchor_lock.lock_path(bundle_path)}); run `merge3 tasks build --bundle {bundle_path} "
                         "--base-task TASK` or the merge3 task once, with the dataset available")
-    return position_of
+    return pinned
+
+
+def _logs(bundle: Bundle, paths: list[Path], task: str, how: str) -> ResponseMatrix:
+    """The logs of `task` under `paths` in the bundle's metric and filter; `how`: how to make them."""
+    try:
+        return load_responses(paths, task, bundle.metric, bundle.filter)
+    except NoSamples:
+        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} ({how})") from None
 
 
 def full_logs_through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path],
@@ -78,18 +83,12 @@ def full_logs_through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path],
     if task is None:
         raise UserError(f"{bundle_path}: an imported bundle's items are numbered in another order; name the lm-eval "
                         "task whose full logs --samples holds with --task (e.g. arc_challenge)")
-    position_of = _anchor_of_hash(bundle, bundle_path)
-    try:
-        matrix = load_responses(paths, task, bundle.metric, bundle.filter)
-    except NoSamples:
-        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} (run lm_eval on the full "
-                        "task with --log_samples --output_path)") from None
+    pinned = _pinned(bundle, bundle_path)
+    matrix = _logs(bundle, paths, task, "run lm_eval on the full task with --log_samples --output_path")
     column_of = {h: j for j, h in enumerate(matrix.doc_hashes)}
-    hashes_of: dict[int, list[str]] = {}  # anchor position -> its pinned doc_hash in each base task the lock holds
-    for doc_hash, position in position_of.items():
-        hashes_of.setdefault(position, []).append(doc_hash)
-    columns = [next((column_of[h] for h in hashes_of.get(position, []) if h in column_of), None)
-               for position in bundle.require_anchors().doc_ids]
+    # each anchor's column: its document in the first base task the lock holds whose document the logs have
+    columns = [next((column_of[hashes[k]] for hashes in pinned if hashes[k] in column_of), None)
+               for k in range(bundle.require_anchors().size)]
     if any(c is None for c in columns):
         raise UserError(f"{', '.join(matrix.sources.values())}: the logs of {task} lack documents pinned as anchors in "
                         f"{anchor_lock.lock_path(bundle_path).name} (another task, or another dataset version)")
@@ -101,12 +100,12 @@ def _through_lock(bundle: Bundle, bundle_path: Path, paths: list[Path], task: st
     by the doc_hash that the bundle's lock pinned for it (for any base task the lock holds)."""
     from . import anchor_lock
 
-    position_of = _anchor_of_hash(bundle, bundle_path)
-    try:
-        matrix = load_responses(paths, task, bundle.metric, bundle.filter)
-    except NoSamples:
-        raise UserError(f"no samples_{task}_<date>.jsonl under {', '.join(map(str, paths))} (run lm_eval on the merge3 "
-                        "task with --log_samples --output_path; a merge3 task of another name: --task NAME)") from None
+    position_of: dict[str, int] = {}
+    for hashes in _pinned(bundle, bundle_path):
+        for position, doc_hash in zip(bundle.anchors.doc_ids, hashes):
+            position_of.setdefault(doc_hash, position)
+    matrix = _logs(bundle, paths, task, "run lm_eval on the merge3 task with --log_samples --output_path; a merge3 "
+                                        "task of another name: --task NAME")
     unknown = [d for d, h in zip(matrix.doc_ids, matrix.doc_hashes) if h not in position_of]
     if unknown:
         raise UserError(f"{', '.join(matrix.sources.values())}: {len(unknown)} document(s) of {task} (doc_id "

@@ -11,6 +11,7 @@ labels. Full-batch L-BFGS in float64 on one thread: deterministic for a seed.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,6 +67,17 @@ def _as_tensors(responses: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(np.where(seen, scores, 0.0)), torch.from_numpy(seen.astype(np.float64))
 
 
+@contextmanager
+def _one_thread():
+    """One torch thread while fitting: reductions in a fixed order, the same answer every run."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def lbfgs(params: list[torch.Tensor], closure_loss, max_iter: int) -> None:
     """Minimise `closure_loss()` over `params` in place (the settings every IRT fit here shares)."""
     opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-7, tolerance_change=1e-10,
@@ -102,12 +114,8 @@ def fit_items(responses: np.ndarray, dims: int = 1, seed: int = 0, priors: Prior
                 + 0.5 * (alpha ** 2).sum() / priors.alpha_sd ** 2
                 + 0.5 * (beta ** 2).sum() / priors.beta_sd ** 2)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # reductions in a fixed order: same answer every run
-    try:
+    with _one_thread():
         lbfgs([theta, alpha, beta], loss, max_iter)
-    finally:
-        torch.set_num_threads(threads)
     items = ItemParams(alpha.detach().numpy().copy(), beta.detach().numpy().copy())
     return _orient(items, theta.detach().numpy().copy())
 
@@ -126,12 +134,8 @@ def fit_items_at(theta: np.ndarray, responses: np.ndarray, priors: Priors = Prio
         return (_nll(th @ alpha.T - beta, y, seen) + 0.5 * (alpha ** 2).sum() / priors.alpha_sd ** 2
                 + 0.5 * (beta ** 2).sum() / priors.beta_sd ** 2)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as fit_items: the same answer every run
-    try:
+    with _one_thread():
         lbfgs([alpha, beta], loss, max_iter)
-    finally:
-        torch.set_num_threads(threads)
     return ItemParams(alpha.detach().numpy().copy(), beta.detach().numpy().copy())
 
 

@@ -53,10 +53,10 @@ class AdaptiveSpec(_Strict):
 class FitnessSpec(_Strict):
     task: str = Field(description="an lm-eval task, usually a merge3_* task")
     metric: str = Field("acc", description="the task's metric, e.g. acc or exact_match")
-    estimator: str | None = Field("gpirt", description="merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt "
-                                                      "on the task's fixed anchors; adaptive, adaptive-accuracy asking each "
-                                                      "candidate `items` chosen as it goes), or null to use the metric as "
-                                                      "lm-eval reports it")
+    estimator: str | None = Field("gpirt", description=(
+        "merge3 estimator (`merge3 plugins` lists them: anchor, pirt, gpirt, mpirt, gmpirt on the task's fixed "
+        "anchors; adaptive, adaptive-accuracy asking each candidate `items` chosen as it goes), or null to use the "
+        "metric as lm-eval reports it"))
     weight: float = Field(1.0, description="weight when several entries are folded into one objective")
     items: int | None = Field(None, ge=1, description=(
         "adaptive estimators only (estimator: adaptive): the items each candidate is asked, chosen as it goes "
@@ -451,20 +451,21 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
     available = registry("estimator")
     adaptive_seen: dict[tuple[str, str], FitnessSpec] = {}
     for where, spec in evolve.fitness_entries():
-        if is_adaptive(spec) and adaptive_seen.setdefault((spec.task, spec.estimator), spec) != spec:
+        adaptive = is_adaptive(spec)
+        if adaptive and adaptive_seen.setdefault((spec.task, spec.estimator), spec) != spec:
             raise UserError(f"{path}: field '{where}': another entry runs {spec.estimator} on {spec.task} with other "
                             "settings; one adaptive test per task and estimator")
         if spec.estimator is not None and spec.estimator not in available:
             raise UserError(f"{path}: field '{where}.estimator': "
                             f"{unknown_name('estimator', spec.estimator, available)} (or null: the plain metric)")
-        adaptive = is_adaptive(spec)
         if adaptive and spec.items is None:
             raise UserError(f"{path}: field '{where}.items': estimator {spec.estimator} asks each candidate a "
                             "number of items as it goes; say how many (e.g. items: 10)")
         for field in ("items", "adaptive"):
             if not adaptive and getattr(spec, field) is not None:
                 raise UserError(f"{path}: field '{where}.{field}': only an adaptive estimator (adaptive, "
-                                f"adaptive-accuracy) takes it; estimator {spec.estimator} reads the task's fixed anchors")
+                                f"adaptive-accuracy) takes it; estimator {spec.estimator} reads the task's fixed "
+                                "anchors")
         if adaptive and evolve.racing and spec in evolve.fitness:
             raise UserError(f"{path}: field '{where}.estimator': racing promotes over fixed anchor rungs; an "
                             "adaptive estimator chooses each candidate's items (drop racing, or use gpirt)")
@@ -476,6 +477,11 @@ def _check_estimators(path: Path, evolve: EvolveSpec) -> None:
 def is_adaptive(spec: FitnessSpec) -> bool:
     """Whether a fitness entry's estimator chooses items as it goes (contracts.AdaptiveEstimator)."""
     return spec.estimator is not None and spec.estimator in adaptive_estimators()
+
+
+def is_graded(spec: FitnessSpec) -> bool:
+    """Whether an adaptive entry measures the ability from graded responses (adaptive: {graded: true})."""
+    return spec.adaptive is not None and spec.adaptive.graded
 
 
 def _check_algorithm(path: Path, evolve: EvolveSpec) -> None:

@@ -6,14 +6,14 @@ candidate's estimate can be recomputed (and audited) from its history line alone
 from __future__ import annotations
 
 import numpy as np
-from merge3_lm_eval_tasks import api as lm_eval_api
 
+from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.adaptive import AdaptivePolicy, run_adaptive
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import adaptive_estimators
 from merge3_plugin.responses import choice_probability
 
-from ..config import AdaptiveSpec, FitnessSpec
+from ..config import AdaptiveSpec, FitnessSpec, is_graded
 
 
 def policy_of(spec: FitnessSpec) -> AdaptivePolicy:
@@ -42,8 +42,9 @@ class AdaptiveScorer:
         self.hidden = hidden
         self.allowed = None if hidden is None else askable(self.bundle, hidden)[None]
         pool = self.bundle.n_items if self.allowed is None else int(self.allowed.sum())
-        self.policy.check(pool, f"fitness task {spec.task}: items (the split less the never-worse duel's held-out items)")
-        self.graded = self.bundle.graded if spec.adaptive is not None and spec.adaptive.graded else None
+        self.policy.check(pool, f"fitness task {spec.task}: items (the split less the never-worse duel's "
+                                "held-out items)")
+        self.graded = self.bundle.graded if is_graded(spec) else None
         mean, self.prior_cov = self.bundle.graded_prior() if self.graded else self.bundle.ability_prior()
         # a merge's ability lies near its endpoints': its test starts from their mean (the prior's spread kept)
         self.prior_mean = np.asarray(endpoint_theta, dtype=np.float64).mean(axis=0) if endpoint_theta else mean

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from merge3_lm_eval_tasks import api as lm_eval_api
 
+from merge3_lm_eval_tasks import api as lm_eval_api
 from merge3_plugin.crashpoints import crash_point
 from merge3_plugin.errors import UserError
 from merge3_plugin.plugins import endpoint_estimators, unknown_name
 
-from ..config import EvolveConfig, FitnessSpec, is_adaptive
+from ..config import EvolveConfig, FitnessSpec, is_adaptive, is_graded
 from .adaptive_fitness import AdaptiveScorer, graded_response, of_filter
 
 
@@ -101,23 +101,23 @@ def check_adaptive_task(config: EvolveConfig, spec: FitnessSpec, manager, where:
         raise UserError(f"{config.path}: field '{where}.task': estimator {spec.estimator} chooses items by their IRT "
                         f"parameters, but {spec.task!r} is a plain lm-eval task (no bundle); use a merge3_* task")
     try:
-        n_items, metric = lm_eval_api.split_items(spec.task, raw, graded=spec.adaptive is not None and spec.adaptive.graded)
+        bundle = lm_eval_api.split_bundle(spec.task, raw, graded=is_graded(spec))
     except lm_eval_api.Merge3ConfigError as err:
         raise UserError(f"{config.path}: field '{where}.estimator': {err}") from None
-    if spec.metric != metric:
-        raise UserError(f"{config.path}: field '{where}.metric': the bundle of {spec.task} models {metric!r}, which "
-                        f"an adaptive test estimates; metric is {spec.metric!r}")
+    if spec.metric != bundle.metric:
+        raise UserError(f"{config.path}: field '{where}.metric': the bundle of {spec.task} models {bundle.metric!r}, "
+                        f"which an adaptive test estimates; metric is {spec.metric!r}")
+    n_items = bundle.n_items
     if spec.items > n_items:
         raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but the split of "
                         f"{spec.task} has only {n_items}")
     hidden = hidden_items(config)
     if hidden is not None:  # the duel's held-out sample is never asked (at most the documents outside the anchors)
-        anchors = len(lm_eval_api.anchor_doc_ids(spec.task, raw))
-        pool = n_items - min(hidden["items"], n_items - anchors)
-        if spec.items > pool:
-            raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but only {pool} "
-                            f"of {spec.task}'s {n_items} are left outside the never-worse duel's "
-                            f"{min(hidden['items'], n_items - anchors)} held-out items (keep_config.holdout_items)")
+        held = min(hidden["items"], n_items - bundle.anchors.size)
+        if spec.items > n_items - held:
+            raise UserError(f"{config.path}: field '{where}.items': {spec.items} items per candidate, but only "
+                            f"{n_items - held} of {spec.task}'s {n_items} are left outside the never-worse duel's "
+                            f"{held} held-out items (keep_config.holdout_items)")
 
 
 def rung_sizes(config: EvolveConfig, spec: FitnessSpec, manager, where: str = "evolve.fitness") -> list[int]:
@@ -152,15 +152,15 @@ class Fitness:
         self.manager = share.manager if share else manager or task_manager(config)
         self.specs = specs or config.evolve.fitness
         self.endpoint_items = 0  # documents evaluated to measure the endpoints' abilities (mp/gmp-IRT, adaptive)
-        self._endpoint_theta: dict[str, list] = {}  # per task, measured once
+        self._endpoint_theta: dict[tuple[str, bool], list] = {}  # per (task, graded scale), measured once
         self.tasks = {}  # fixed anchors: lm-eval's task dict per task
         self.adaptive = {}  # adaptive entries: their scorer per (task, estimator)
         for spec in self.specs:
             raw = task_config(spec, self.manager)
             if is_adaptive(spec):
                 if (spec.task, spec.estimator) not in self.adaptive:
-                    graded = spec.adaptive is not None and spec.adaptive.graded
-                    theta = self._endpoint_thetas(raw, endpoints, graded) if starts_at_endpoints(spec) else None
+                    theta = (self._endpoint_thetas(raw, endpoints, is_graded(spec)) if starts_at_endpoints(spec)
+                             else None)
                     self.adaptive[spec.task, spec.estimator] = AdaptiveScorer(self.lm, self.manager, raw, spec, theta,
                                                                               hidden_items(config))
                 continue

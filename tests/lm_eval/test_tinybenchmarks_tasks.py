@@ -62,6 +62,25 @@ def _task(metadata: dict, name: str = "merge3_synth_arc"):
     return Merge3Task(config={"task": name, "metadata": metadata})
 
 
+def _bundle_copy(world, tmp_path):
+    """The imported arc bundle copied where a test may lock it."""
+    bundle_path = tmp_path / "arc.json"
+    bundle_path.write_bytes((world[3] / "tinybenchmarks" / "arc.json").read_bytes())
+    return bundle_path
+
+
+def _build_my_arc(world, bundle_path, tmp_path):
+    """`merge3 tasks build` of merge3_my_arc on the synthetic arc task: matches and locks the anchors."""
+    return merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(world[0] / "arc.yaml"),
+                  "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+
+
+def _pinned(world, bundle_path) -> list[str]:
+    """The anchors' doc_hashes the lock pinned in the synthetic arc task, in anchor order."""
+    lock = json.loads(lock_path(bundle_path).read_text())
+    return [row["doc_hash"] for row in lock["tasks"][str(world[0] / "arc.yaml")]["anchors"]]
+
+
 def test_anchors_are_matched_locked_and_estimated(world, tmp_path, capsys):
     root, data, docs, cache = world
     bundle_path = tmp_path / "arc.json"
@@ -117,11 +136,8 @@ def test_a_dataset_without_the_key_fields_is_refused(world, tmp_path):
 
 
 def test_tasks_build_matches_and_locks_now(world, tmp_path):
-    root, _, _, cache = world
-    bundle_path = tmp_path / "arc.json"
-    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
-    run = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
-                 "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    bundle_path = _bundle_copy(world, tmp_path)
+    run = _build_my_arc(world, bundle_path, tmp_path)
     assert run.returncode == 0, run.stderr
     assert "matched the 100 anchors by content" in run.stdout and lock_path(bundle_path).exists()
 
@@ -158,16 +174,13 @@ def test_estimate_reads_an_imported_bundles_task_logs_through_its_lock(world, tm
     on the same answers in anchor order; a document the lock does not know is refused, naming the file."""
     from merge3_plugin.bundle import Bundle
 
-    root, _, _, cache = world
-    bundle_path = tmp_path / "arc.json"
-    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
+    bundle_path = _bundle_copy(world, tmp_path)
     no_lock = merge3("estimate", "--bundle", str(bundle_path), "--samples", str(tmp_path))
     assert no_lock.returncode == 2 and "have not been matched" in no_lock.stderr
-    build = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
-                   "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    build = _build_my_arc(world, bundle_path, tmp_path)
     assert build.returncode == 0, build.stderr
     bundle = Bundle.load(bundle_path)
-    hashes = [row["doc_hash"] for row in json.loads(lock_path(bundle_path).read_text())["tasks"][str(root / "arc.yaml")]["anchors"]]
+    hashes = _pinned(world, bundle_path)
     scores = (np.random.default_rng(1).random(100) < 0.55).astype(float)
     log = tmp_path / "logs" / "model-a" / "samples_merge3_my_arc_2026-12-06T10-00-00.jsonl"
     log.parent.mkdir(parents=True)
@@ -254,14 +267,12 @@ def test_report_scores_an_imported_bundle_on_full_logs_through_its_lock(world, t
 
     from merge3_plugin.bundle import Bundle
 
-    root, _, docs, cache = world
-    bundle_path = tmp_path / "arc.json"
-    bundle_path.write_bytes((cache / "tinybenchmarks" / "arc.json").read_bytes())
-    build = merge3("tasks", "build", "--bundle", str(bundle_path), "--base-yaml", str(root / "arc.yaml"),
-                   "--name", "merge3_my_arc", "--out", str(tmp_path / "tasks"))
+    docs = world[2]
+    bundle_path = _bundle_copy(world, tmp_path)
+    build = _build_my_arc(world, bundle_path, tmp_path)
     assert build.returncode == 0, build.stderr
     bundle = Bundle.load(bundle_path)
-    pinned = [row["doc_hash"] for row in json.loads(lock_path(bundle_path).read_text())["tasks"][str(root / "arc.yaml")]["anchors"]]
+    pinned = _pinned(world, bundle_path)
     hashes = [doc_hash(d) for d in docs]
     assert set(pinned) <= set(hashes)
     rng = np.random.default_rng(3)
